@@ -1,1 +1,48 @@
-pub fn x(){}
+//! # oauth-lock
+//!
+//! One correct implementation of OAuth refresh-token rotation, shared by every thread and
+//! every process on a machine (see `DESIGN.md`): a locked, re-reading, single-flight
+//! refresh over one on-disk store, so that a refresh token is never spent twice.
+//!
+//! ```no_run
+//! use oauth_lock::{Credential, SaveOptions, Store};
+//! # async fn demo() -> oauth_lock::Result<()> {
+//! let store = Store::open("/tmp/my-store")?;
+//! // A login: a token response plus how to refresh it.
+//! let login = serde_json::json!({
+//!     "access_token": "…", "refresh_token": "…", "expires_in": 3600,
+//!     "refresh": {"token_url": "https://auth.example.com/oauth/token", "client_id": "my-app"}
+//! });
+//! store.save("example", Credential::from_json(&login)?, SaveOptions::default()).await?;
+//! // Any process, any thread: a valid token, refreshed at most once per expiry.
+//! let source = store.source("example")?;
+//! let token = source.access_token().await?;
+//! // After an HTTP 401 with that token:
+//! let token = source.reject(token.value()).await?;
+//! # let _ = token; Ok(()) }
+//! ```
+
+pub mod backend;
+mod error;
+mod events;
+mod key;
+pub mod lock;
+mod protocol;
+mod record;
+pub mod refresher;
+mod runtime;
+mod secret;
+mod store;
+mod tokens;
+
+pub use error::{Context, Error, ErrorCode, Result};
+pub use key::Key;
+pub use protocol::{SourceOptions, TokenSource};
+pub use record::{LastError, Record, State, UpdatedBy, FORMAT};
+pub use refresher::{
+    classify_oauth_error, refresher_fn, Body, ClientAuth, OAuth2, OAuth2Config, Refresher,
+};
+pub use runtime::set_client_lang;
+pub use secret::{fingerprint, Secret};
+pub use store::{Credential, Problem, SaveOptions, Status, Store};
+pub use tokens::{AccessToken, TokenFields};

@@ -1,0 +1,300 @@
+//! Where records live, behind a small trait (lock, read, write, remove) so that a second
+//! backend (PostgreSQL row locks, planned) fits without touching the protocol; and the
+//! file-system backend of DESIGN.md §3.
+
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::lock::{lock_exclusive, LockGuard};
+use crate::record::Record;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Identifies one written version of a record cheaply (for the hot path's change check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i64,
+    size: u64,
+}
+
+impl Version {
+    fn of(meta: &fs::Metadata) -> Version {
+        Version {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            size: meta.size(),
+        }
+    }
+}
+
+/// What `status` reports about where a record is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The record or its directory is readable or writable by group or others.
+    pub insecure_permissions: bool,
+    /// The store is on a network file system, where locks are not reliable across machines.
+    pub network_fs: bool,
+}
+
+/// A store of records. Reads are lock-free; writes happen through a [`Locked`] handle.
+pub trait Backend: Send + Sync + 'static {
+    /// Identifies the store; `Store`s with the same id share in-process state.
+    fn id(&self) -> &Path;
+    /// Where the record for `key` lives (named in error messages).
+    fn location(&self, key: &Key) -> PathBuf;
+    /// The record and its version, without locking; `None` when there is none.
+    fn read(&self, key: &Key) -> Result<Option<(Record, Version)>>;
+    /// The version only (one `stat`); `None` when there is no record.
+    fn version(&self, key: &Key) -> Result<Option<Version>>;
+    /// Takes the credential's exclusive lock, waiting at most `timeout` (`Busy`).
+    fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>>;
+    /// Every key with a record.
+    fn list(&self) -> Result<Vec<Key>>;
+    /// Permissions and file-system facts for `status`.
+    fn placement(&self, key: &Key) -> Placement;
+}
+
+/// A credential whose lock is held; dropping it releases the lock.
+pub trait Locked: Send {
+    /// How long taking the lock waited.
+    fn waited(&self) -> Duration;
+    /// The authoritative read.
+    fn read(&mut self) -> Result<Option<(Record, Version)>>;
+    /// Replaces the record atomically and durably.
+    fn write(&mut self, record: &Record) -> Result<Version>;
+    /// Removes the record (not the lock); whether there was one.
+    fn remove(&mut self) -> Result<bool>;
+}
+
+/// The directory store of DESIGN.md §3.
+#[derive(Debug)]
+pub struct FsBackend {
+    dir: PathBuf,
+}
+
+impl FsBackend {
+    /// Opens (creating, 0700) the directory.
+    pub fn open(dir: &Path) -> Result<FsBackend> {
+        if dir.as_os_str().is_empty() {
+            return Err(Error::invalid("the store directory path is empty"));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("creating the store directory", dir, &e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::io("resolving the store directory", dir, &e))?;
+        if !dir.is_dir() {
+            let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+            return Err(Error::io("opening the store directory", &dir, &e));
+        }
+        Ok(FsBackend { dir })
+    }
+
+    fn record_path(&self, key: &Key) -> PathBuf {
+        self.dir.join(format!("{}.json", key.stem()))
+    }
+
+    fn lock_path(&self, key: &Key) -> PathBuf {
+        self.dir.join(format!("{}.lock", key.stem()))
+    }
+}
+
+fn read_record(path: &Path) -> Result<Option<(Record, Version)>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("opening the record", path, &e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading the record", path, &e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading the record", path, &e))?;
+    let record = Record::parse(&bytes).map_err(|e| with_path(e, path))?;
+    Ok(Some((record, Version::of(&meta))))
+}
+
+fn with_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Corrupt { mut ctx, reason } => {
+            ctx.path = Some(path.to_owned());
+            Error::Corrupt { ctx, reason }
+        }
+        Error::UnsupportedFormat { mut ctx, format } => {
+            ctx.path = Some(path.to_owned());
+            Error::UnsupportedFormat { ctx, format }
+        }
+        other => other,
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Temp file → write → fsync → rename over the record → fsync the directory.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .expect("a record path has a file name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let meta = f.metadata()?;
+        fs::rename(&tmp, path)?;
+        Ok::<_, std::io::Error>(Version::of(&meta))
+    })();
+    match written {
+        Ok(v) => {
+            sync_dir(dir).map_err(|e| Error::io("syncing the store directory", dir, &e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(Error::io("writing the record", path, &e))
+        }
+    }
+}
+
+impl Backend for FsBackend {
+    fn id(&self) -> &Path {
+        &self.dir
+    }
+
+    fn location(&self, key: &Key) -> PathBuf {
+        self.record_path(key)
+    }
+
+    fn read(&self, key: &Key) -> Result<Option<(Record, Version)>> {
+        read_record(&self.record_path(key))
+    }
+
+    fn version(&self, key: &Key) -> Result<Option<Version>> {
+        let path = self.record_path(key);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(Version::of(&m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("checking the record", &path, &e)),
+        }
+    }
+
+    fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>> {
+        let guard = lock_exclusive(&self.lock_path(key), timeout)?;
+        Ok(Box::new(FsLocked {
+            dir: self.dir.clone(),
+            path: self.record_path(key),
+            guard,
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<Key>> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| Error::io("listing the store", &self.dir, &e))?;
+        let mut keys: Vec<Key> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Key::from_stem(name.strip_suffix(".json")?)
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn placement(&self, key: &Key) -> Placement {
+        let loose = |p: &Path| {
+            fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o077 != 0)
+                .unwrap_or(false)
+        };
+        Placement {
+            insecure_permissions: loose(&self.dir) || loose(&self.record_path(key)),
+            network_fs: on_network_fs(&self.dir),
+        }
+    }
+}
+
+struct FsLocked {
+    dir: PathBuf,
+    path: PathBuf,
+    guard: LockGuard,
+}
+
+impl Locked for FsLocked {
+    fn waited(&self) -> Duration {
+        self.guard.waited
+    }
+
+    fn read(&mut self) -> Result<Option<(Record, Version)>> {
+        read_record(&self.path)
+    }
+
+    fn write(&mut self, record: &Record) -> Result<Version> {
+        write_atomically(&self.dir, &self.path, &record.to_bytes())
+    }
+
+    fn remove(&mut self) -> Result<bool> {
+        let existed = match fs::remove_file(&self.path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io("removing the record", &self.path, &e)),
+        };
+        sync_dir(&self.dir).map_err(|e| Error::io("syncing the store directory", &self.dir, &e))?;
+        Ok(existed)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn on_network_fs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const NETWORK: [i64; 9] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x5346_414F, // AFS
+        0x7375_7245, // CODA
+        0x00C3_6400, // Ceph
+        0x0BD0_0BD0, // Lustre
+        0x0102_1997, // 9P
+    ];
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    NETWORK.contains(&(st.f_type as i64))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_network_fs(_dir: &Path) -> bool {
+    false
+}

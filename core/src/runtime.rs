@@ -1,0 +1,128 @@
+//! Per-process machinery that must be rebuilt in a child after `fork()`: the tokio runtime
+//! the flights run on, the HTTP client, the fork epoch, and who we are (for `updated_by`).
+
+use crate::record::UpdatedBy;
+use arc_swap::ArcSwapOption;
+use once_cell::sync::{Lazy, OnceCell};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bumped in the child of every `fork()`; whatever was built under an older epoch belongs to
+/// the parent (its threads do not exist here) and is rebuilt.
+pub(crate) static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+static LANG: OnceCell<String> = OnceCell::new();
+
+/// Names the language of the process for the `updated_by` field (`"python"`, `"node"`,
+/// ...). Bindings call it once at load; the first call wins. Default `"rust"`.
+pub fn set_client_lang(lang: &str) {
+    let _ = LANG.set(lang.to_owned());
+}
+
+pub(crate) fn updated_by() -> UpdatedBy {
+    UpdatedBy {
+        pid: std::process::id(),
+        lang: LANG.get().map(String::as_str).unwrap_or("rust").to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The current fork epoch.
+pub(crate) fn epoch() -> u64 {
+    FORK_EPOCH.load(Ordering::Acquire)
+}
+
+pub(crate) struct Process {
+    pub epoch: u64,
+    pub runtime: tokio::runtime::Runtime,
+    pub http: reqwest::Client,
+}
+
+static PROCESS: ArcSwapOption<Process> = ArcSwapOption::const_empty();
+static BUILD: Lazy<parking_lot::Mutex<()>> = Lazy::new(|| parking_lot::Mutex::new(()));
+
+/// The runtime and client of this process (of this side of the last fork).
+pub(crate) fn process() -> Arc<Process> {
+    install_fork_handler();
+    let epoch = epoch();
+    if let Some(p) = PROCESS.load_full().filter(|p| p.epoch == epoch) {
+        return p;
+    }
+    let _guard = BUILD.lock();
+    if let Some(p) = PROCESS.load_full().filter(|p| p.epoch == epoch) {
+        return p;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("oauth-lock")
+        .enable_all()
+        .build()
+        .expect("oauth-lock: cannot start its runtime threads");
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("oauth-lock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("oauth-lock: cannot build its HTTP client");
+    let fresh = Arc::new(Process {
+        epoch,
+        runtime,
+        http,
+    });
+    if let Some(old) = PROCESS.swap(Some(fresh.clone())) {
+        if old.epoch != epoch {
+            // The parent's runtime: its threads are gone, so dropping it would wait forever.
+            std::mem::forget(old);
+        }
+    }
+    fresh
+}
+
+/// Runs `fut` to completion from a thread that may or may not be inside a tokio runtime.
+pub(crate) fn block_on<F>(fut: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let process = process();
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // block_on inside a runtime panics; a scoped thread is outside any runtime.
+        std::thread::scope(|s| {
+            s.spawn(|| process.runtime.block_on(fut))
+                .join()
+                .expect("oauth-lock: blocking call panicked")
+        })
+    } else {
+        process.runtime.block_on(fut)
+    }
+}
+
+fn install_fork_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+}
+
+#[cfg(unix)]
+extern "C" fn after_fork_in_child() {
+    // Only async-signal-safe work here: atomics, close(2), and unlocking mutexes whose
+    // holders were threads that do not exist in the child.
+    FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
+    crate::lock::close_inherited_lock_fds();
+    if BUILD.is_locked() {
+        unsafe { BUILD.force_unlock() };
+    }
+    crate::protocol::after_fork_in_child();
+}

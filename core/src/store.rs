@@ -1,0 +1,385 @@
+//! The `Store`: a directory of credentials and the operations on it — token sources, login
+//! (`save`), logout (`clear`), `status`, `list`, `verify`.
+
+use crate::backend::{Backend, FsBackend};
+use crate::error::{Error, ErrorCode, Result};
+use crate::events;
+use crate::key::Key;
+use crate::protocol::{Slot, SourceOptions, TokenSource};
+use crate::record::{LastError, Record, State};
+use crate::refresher::{OAuth2Config, Refresher};
+use crate::runtime::{self, now_ms};
+use crate::secret::Secret;
+use crate::tokens::{invalid_credential, AccessToken, TokenFields};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A login's result to store: token fields plus, optionally, how to refresh them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Credential {
+    pub tokens: TokenFields,
+    /// The built-in refresher's config (a record's `refresh` field); kept from the
+    /// existing record when `None`.
+    pub refresh: Option<Value>,
+}
+
+impl Credential {
+    /// From a JSON object in token-response shape (`access_token`, `refresh_token`,
+    /// `expires_in` or `expires_at_ms`, `token_type`, `scope`, `id_token`), with an optional
+    /// `refresh` config; any other field goes to `extra`.
+    pub fn from_json(value: &Value) -> Result<Credential> {
+        let tokens = TokenFields::from_json(value, &["refresh"]).map_err(invalid_credential)?;
+        let refresh = value.get("refresh").filter(|v| !v.is_null()).cloned();
+        Ok(Credential { tokens, refresh })
+    }
+}
+
+/// Options of [`Store::save`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveOptions {
+    /// Replace a credential that has a refresh token with one that has none.
+    pub allow_downgrade: bool,
+    /// Longest wait for the lock (default 35 s, longer than a refresh's 30 s timeout).
+    pub write_lock_timeout: Duration,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            allow_downgrade: false,
+            write_lock_timeout: Duration::from_secs(35),
+        }
+    }
+}
+
+/// A problem reading a record, as reported by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What `status` and `list` report; they never lock and never refresh.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    pub key: String,
+    pub path: PathBuf,
+    /// A record exists (it may still be unreadable: see `problem`).
+    pub exists: bool,
+    pub generation: Option<u64>,
+    pub state: Option<State>,
+    pub has_access_token: bool,
+    pub has_refresh_token: bool,
+    /// The record carries a `refresh` config, so any process can refresh it by key alone.
+    pub has_refresh_config: bool,
+    pub expires_at_ms: Option<i64>,
+    pub issued_at_ms: Option<i64>,
+    /// When the refresh token was last rotated.
+    pub refresh_token_issued_at_ms: Option<i64>,
+    pub last_error: Option<LastError>,
+    pub updated_at_ms: Option<i64>,
+    pub updated_by: Option<Value>,
+    pub access_token_fingerprint: Option<String>,
+    pub refresh_token_fingerprint: Option<String>,
+    /// The record or the store directory is readable by group or others.
+    pub insecure_permissions: bool,
+    /// The store is on a network file system (locks do not hold across machines).
+    pub network_fs: bool,
+    /// Why the record could not be read (`Corrupt`, `UnsupportedFormat`, `Io`).
+    pub problem: Option<Problem>,
+}
+
+/// A directory of credentials shared by every process that opens it.
+///
+/// ```no_run
+/// # async fn demo() -> oauth_lock::Result<()> {
+/// let store = oauth_lock::Store::open_default()?;
+/// let source = store.source("anthropic:work")?;
+/// let token = source.access_token().await?;
+/// println!("Authorization: {}", token.token_type());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.backend.id())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it (mode 0700) if needed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Ok(Store::with_backend(Arc::new(FsBackend::open(
+            dir.as_ref(),
+        )?)))
+    }
+
+    /// Opens the default store: `$OAUTH_LOCK_DIR`, else the platform state directory.
+    pub fn open_default() -> Result<Store> {
+        Store::open(Store::default_dir()?)
+    }
+
+    /// `$OAUTH_LOCK_DIR`, else `$XDG_STATE_HOME/oauth-lock` (`~/.local/state/oauth-lock`),
+    /// macOS `~/Library/Application Support/oauth-lock`, Windows `%LOCALAPPDATA%\oauth-lock`.
+    pub fn default_dir() -> Result<PathBuf> {
+        if let Some(dir) = std::env::var_os("OAUTH_LOCK_DIR").filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        dirs::state_dir()
+            .or_else(dirs::data_local_dir)
+            .map(|d| d.join("oauth-lock"))
+            .ok_or_else(|| {
+                Error::invalid("no home directory to put the store in; set OAUTH_LOCK_DIR")
+            })
+    }
+
+    /// A store on another backend (e.g. a database, planned).
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
+        Store { backend }
+    }
+
+    /// The store's directory (canonical).
+    pub fn dir(&self) -> &Path {
+        self.backend.id()
+    }
+
+    /// The record file of `key`.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.backend.location(&Key::new(key)?))
+    }
+
+    /// A token source refreshed with the record's own `refresh` config.
+    pub fn source(&self, key: &str) -> Result<TokenSource> {
+        self.source_with_options(key, None, SourceOptions::default())
+    }
+
+    /// A token source refreshed by `refresher`.
+    pub fn source_with(&self, key: &str, refresher: Arc<dyn Refresher>) -> Result<TokenSource> {
+        self.source_with_options(key, Some(refresher), SourceOptions::default())
+    }
+
+    /// A token source with explicit options (margin, timeouts).
+    pub fn source_with_options(
+        &self,
+        key: &str,
+        refresher: Option<Arc<dyn Refresher>>,
+        options: SourceOptions,
+    ) -> Result<TokenSource> {
+        Ok(TokenSource::new(
+            self.backend.clone(),
+            Key::new(key)?,
+            refresher,
+            options,
+        ))
+    }
+
+    /// Stores a login (DESIGN.md §4 save). Runs to completion even if the future is dropped.
+    pub async fn save(
+        &self,
+        key: &str,
+        credential: Credential,
+        options: SaveOptions,
+    ) -> Result<Status> {
+        let store = self.clone();
+        let key = key.to_owned();
+        let task = runtime::process()
+            .runtime
+            .spawn_blocking(move || store.save_blocking(&key, credential, options));
+        task.await
+            .map_err(|e| Error::transient(format!("the save was interrupted: {e}")))?
+    }
+
+    /// [`save`](Self::save) for callers without an async runtime.
+    pub fn save_blocking(
+        &self,
+        key: &str,
+        credential: Credential,
+        options: SaveOptions,
+    ) -> Result<Status> {
+        let key = Key::new(key)?;
+        let path = self.backend.location(&key);
+        self.save_inner(&key, credential, options)
+            .map_err(|e| e.with_context(key.as_str(), &path))?;
+        self.status(key.as_str())
+    }
+
+    fn save_inner(&self, key: &Key, credential: Credential, options: SaveOptions) -> Result<()> {
+        let Credential { tokens, refresh } = credential;
+        if tokens.access_token.is_none() && tokens.refresh_token.is_none() {
+            return Err(invalid_credential(
+                "it has neither an access_token nor a refresh_token".into(),
+            ));
+        }
+        if let Some(config) = &refresh {
+            OAuth2Config::from_json(config)?;
+        }
+        let mut locked = self.backend.lock(key, options.write_lock_timeout)?;
+        let existing = match locked.read() {
+            Ok(found) => found.map(|(r, _)| r),
+            // An unreadable record is replaced only by a save that cannot lose a refresh token.
+            Err(e)
+                if e.code() == ErrorCode::Corrupt
+                    && (tokens.refresh_token.is_some() || options.allow_downgrade) =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let had_refresh_token = existing.as_ref().is_some_and(|r| r.refresh_token.is_some());
+        if had_refresh_token && tokens.refresh_token.is_none() && !options.allow_downgrade {
+            events::downgrade_refused(key.as_str());
+            return Err(Error::Downgrade {
+                ctx: Default::default(),
+            });
+        }
+        if tokens.refresh_token.is_none() {
+            events::login_without_refresh_token(key.as_str());
+        }
+        let now = now_ms();
+        let previous = existing.as_ref().map_or(0, |r| r.generation);
+        let mut record = Record::empty(key.as_str());
+        if let Some(old) = existing {
+            record.unknown = old.unknown;
+            record.extra = old.extra;
+            record.refresh = old.refresh;
+            if old.refresh_token.is_some() && old.refresh_token == tokens.refresh_token {
+                record.refresh_token_issued_at_ms = old.refresh_token_issued_at_ms;
+            }
+        }
+        if refresh.is_some() {
+            record.refresh = refresh;
+        }
+        record.expires_at_ms = tokens.expiry(now);
+        record.issued_at_ms = Some(now);
+        if tokens.refresh_token.is_some() && record.refresh_token_issued_at_ms.is_none() {
+            record.refresh_token_issued_at_ms = Some(now);
+        }
+        record.access_token = tokens.access_token;
+        record.token_type = Some(tokens.token_type.unwrap_or_else(|| "Bearer".to_owned()));
+        record.refresh_token = tokens.refresh_token;
+        record.scope = tokens.scope;
+        record.id_token = tokens.id_token;
+        record.extra.extend(tokens.extra);
+        record.stamp(previous, now);
+        let version = locked.write(&record)?;
+        Slot::get(&self.backend, key).install(record, Some(version), true);
+        Ok(())
+    }
+
+    /// Removes a credential (a logout); the lock file stays. Whether there was one.
+    pub async fn clear(&self, key: &str) -> Result<bool> {
+        let store = self.clone();
+        let key = key.to_owned();
+        let task = runtime::process()
+            .runtime
+            .spawn_blocking(move || store.clear_blocking(&key));
+        task.await
+            .map_err(|e| Error::transient(format!("the clear was interrupted: {e}")))?
+    }
+
+    /// [`clear`](Self::clear) for callers without an async runtime.
+    pub fn clear_blocking(&self, key: &str) -> Result<bool> {
+        let key = Key::new(key)?;
+        let path = self.backend.location(&key);
+        let run = || {
+            let mut locked = self
+                .backend
+                .lock(&key, SaveOptions::default().write_lock_timeout)?;
+            let existed = locked.remove()?;
+            Slot::get(&self.backend, &key).forget();
+            Ok(existed)
+        };
+        run().map_err(|e: Error| e.with_context(key.as_str(), &path))
+    }
+
+    /// What is known about `key`, without locking or refreshing.
+    pub fn status(&self, key: &str) -> Result<Status> {
+        let key = Key::new(key)?;
+        let placement = self.backend.placement(&key);
+        let path = self.backend.location(&key);
+        let mut status = Status {
+            key: key.as_str().to_owned(),
+            path: path.clone(),
+            exists: false,
+            generation: None,
+            state: None,
+            has_access_token: false,
+            has_refresh_token: false,
+            has_refresh_config: false,
+            expires_at_ms: None,
+            issued_at_ms: None,
+            refresh_token_issued_at_ms: None,
+            last_error: None,
+            updated_at_ms: None,
+            updated_by: None,
+            access_token_fingerprint: None,
+            refresh_token_fingerprint: None,
+            insecure_permissions: placement.insecure_permissions,
+            network_fs: placement.network_fs,
+            problem: None,
+        };
+        match self.backend.read(&key) {
+            Ok(None) => {}
+            Ok(Some((r, _))) => {
+                status.exists = true;
+                status.generation = Some(r.generation);
+                status.state = Some(r.state);
+                status.has_access_token = r.access_token.is_some();
+                status.has_refresh_token = r.refresh_token.is_some();
+                status.has_refresh_config = r.refresh.is_some();
+                status.expires_at_ms = r.expires_at_ms;
+                status.issued_at_ms = r.issued_at_ms;
+                status.refresh_token_issued_at_ms = r.refresh_token_issued_at_ms;
+                status.last_error = r.last_error;
+                status.updated_at_ms = r.updated_at_ms;
+                status.updated_by = r.updated_by;
+                status.access_token_fingerprint = r.access_token.as_ref().map(Secret::fingerprint);
+                status.refresh_token_fingerprint =
+                    r.refresh_token.as_ref().map(Secret::fingerprint);
+            }
+            Err(e) => {
+                status.exists = path.exists();
+                let e = e.with_context(key.as_str(), &path);
+                status.problem = Some(Problem {
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        Ok(status)
+    }
+
+    /// The status of every credential in the store, by key.
+    pub fn list(&self) -> Result<Vec<Status>> {
+        self.backend
+            .list()?
+            .iter()
+            .map(|k| self.status(k.as_str()))
+            .collect()
+    }
+
+    /// Forces one refresh of `key` with its record's `refresh` config, proving it works.
+    pub async fn verify(&self, key: &str) -> Result<AccessToken> {
+        self.source(key)?.verify().await
+    }
+
+    /// [`verify`](Self::verify) for callers without an async runtime.
+    pub fn verify_blocking(&self, key: &str) -> Result<AccessToken> {
+        self.source(key)?.verify_blocking()
+    }
+}
