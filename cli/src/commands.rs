@@ -1,6 +1,6 @@
 //! The store commands of the CLI: thin translations to `oauth_lock::Store` calls.
 
-use oauth_lock::{Credential, SaveOptions, SourceOptions, Status, Store};
+use oauth_lock::{Credential, SaveOptions, Status, Store};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -257,22 +257,17 @@ fn expiry_note(expires_at_ms: Option<i64>) -> String {
 #[derive(clap::Args, Debug)]
 pub struct RefreshArgs {
     pub key: String,
-    /// Refresh only if the access token expires within this long (e.g. 10m); capped at
-    /// half the token's lifetime
+    /// Refresh only if the access token expires within this long (e.g. 10m)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub if_expiring_within: Duration,
 }
 
 pub fn refresh(dir: Option<PathBuf>, a: RefreshArgs) -> Outcome {
     let store = open(dir)?;
-    let options = SourceOptions {
-        refresh_margin: a.if_expiring_within,
-        ..Default::default()
-    };
     let before = store.status(&a.key)?.generation;
     let t = store
-        .source_with_options(&a.key, None, options)?
-        .access_token_blocking()?;
+        .source(&a.key)?
+        .access_token_valid_for_blocking(a.if_expiring_within)?;
     let what = if Some(t.generation()) == before {
         "still fresh"
     } else {

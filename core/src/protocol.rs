@@ -310,6 +310,23 @@ impl TokenSource {
         self.fly(Mode::Reject(token.to_owned())).await
     }
 
+    /// A token valid for at least `at_least` (e.g. for a long job or a cron keep-alive):
+    /// refreshes if the current one expires sooner, unless another process already did.
+    pub async fn access_token_valid_for(&self, at_least: Duration) -> Result<AccessToken> {
+        let token = self.access_token().await?;
+        match token.expires_at_ms() {
+            Some(exp) if exp - now_ms() < at_least.as_millis() as i64 => {
+                self.reject(token.value()).await
+            }
+            _ => Ok(token),
+        }
+    }
+
+    /// [`access_token_valid_for`](Self::access_token_valid_for) for callers without an async runtime.
+    pub fn access_token_valid_for_blocking(&self, at_least: Duration) -> Result<AccessToken> {
+        runtime::block_on(self.access_token_valid_for(at_least))
+    }
+
     /// Forces one refresh, proving the refresh token works (it rotates it).
     pub async fn verify(&self) -> Result<AccessToken> {
         self.fly(Mode::Force).await

@@ -1,0 +1,191 @@
+//! The `oauth-lock` command as a user meets it: exit codes, messages that name the key and
+//! path, status output, keep-alive refresh, events on stderr without tokens.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+#[test]
+fn a_missing_credential_exits_11_naming_key_and_path() {
+    let (_d, dir) = store_dir();
+    let o = run(&dir, &["token", "anthropic:work"]);
+    assert_eq!(o.status.code(), Some(11));
+    let err = stderr(&o);
+    assert!(err.contains("error[NeedsLogin]"), "{err}");
+    assert!(err.contains("\"anthropic:work\""), "{err}");
+    assert!(err.contains("anthropic%3Awork.json"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_its_code_and_changes_nothing() {
+    let (_d, dir) = store_dir();
+    assert_eq!(
+        run_with_stdin(&dir, &["save", "k"], "{not json")
+            .status
+            .code(),
+        Some(20)
+    );
+    assert_eq!(
+        run_with_stdin(&dir, &["save", "k"], r#"{"token_type": "Bearer"}"#)
+            .status
+            .code(),
+        Some(20)
+    );
+    assert_eq!(
+        run_with_stdin(&dir, &["save", ".hidden"], r#"{"access_token": "a"}"#)
+            .status
+            .code(),
+        Some(20)
+    );
+    let insecure = json!({"access_token": "a", "refresh": {"token_url": "http://auth.example.com/t", "client_id": "c"}});
+    assert_eq!(
+        run_with_stdin(&dir, &["save", "k"], &insecure.to_string())
+            .status
+            .code(),
+        Some(21)
+    );
+    assert!(!dir.join("k.json").exists());
+    // Downgrade: exit 16, file unchanged; --allow-downgrade forces it.
+    assert!(run_with_stdin(
+        &dir,
+        &["save", "k"],
+        r#"{"access_token": "a", "refresh_token": "r"}"#
+    )
+    .status
+    .success());
+    let before = std::fs::read(dir.join("k.json")).unwrap();
+    let o = run_with_stdin(&dir, &["save", "k"], r#"{"access_token": "b"}"#);
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("k.json")).unwrap(), before);
+    assert!(run_with_stdin(
+        &dir,
+        &["save", "k", "--allow-downgrade"],
+        r#"{"access_token": "b"}"#
+    )
+    .status
+    .success());
+    // A corrupt record: exit 17 naming the path, bytes unchanged.
+    std::fs::write(
+        dir.join("torn.json"),
+        b"{\"format\": 1, \"key\": \"torn\", \"gen",
+    )
+    .unwrap();
+    let o = run(&dir, &["token", "torn"]);
+    assert_eq!(o.status.code(), Some(17));
+    assert!(stderr(&o).contains("torn.json"));
+    assert_eq!(
+        std::fs::read(dir.join("torn.json")).unwrap(),
+        b"{\"format\": 1, \"key\": \"torn\", \"gen"
+    );
+}
+
+#[test]
+fn status_shows_a_table_and_json() {
+    let (_d, dir) = store_dir();
+    let cred = json!({"access_token": "at-x", "refresh_token": "rt-x", "expires_in": 3600,
+        "refresh": {"token_url": "https://auth.example.com/t", "client_id": "c"}});
+    assert!(
+        run_with_stdin(&dir, &["save", "anthropic:work"], &cred.to_string())
+            .status
+            .success()
+    );
+    let table = stdout(&run(&dir, &["status"]));
+    assert!(
+        table.contains("KEY") && table.contains("anthropic:work") && table.contains("expires in"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("at-x") && !table.contains("rt-x"),
+        "no tokens in status"
+    );
+    let one: Value =
+        serde_json::from_str(&stdout(&run(&dir, &["status", "anthropic:work", "--json"]))).unwrap();
+    assert_eq!(one["generation"], 1);
+    assert_eq!(one["state"], "ok");
+    assert_eq!(one["has_refresh_token"], true);
+    assert_eq!(one["insecure_permissions"], false);
+    let all: Value = serde_json::from_str(&stdout(&run(&dir, &["status", "--json"]))).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn refresh_if_expiring_within_only_refreshes_when_needed() {
+    let mock = Mock::start(&["--lifetime", "1h"]);
+    let (_d, dir) = store_dir();
+    login_and_save(&mock, &dir, "cron", None);
+    let o = run(&dir, &["refresh", "cron", "--if-expiring-within", "10m"]);
+    assert!(
+        o.status.success() && stderr(&o).contains("still fresh"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(mock.stat("refreshes"), 0);
+    // A token with 20 minutes left is refreshed by "within 30m".
+    let mut cred = mock.login();
+    cred["refresh"] = mock.refresh_config();
+    let rec_before = record(&dir, "cron");
+    cred["expires_in"] = json!(20 * 60);
+    assert!(run_with_stdin(&dir, &["save", "cron"], &cred.to_string())
+        .status
+        .success());
+    let o = run(&dir, &["refresh", "cron", "--if-expiring-within", "30m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refreshed"), "{}", stderr(&o));
+    assert_eq!(mock.stat("refreshes"), 1);
+    assert_ne!(record(&dir, "cron")["generation"], rec_before["generation"]);
+}
+
+#[test]
+fn verify_rotates_and_clear_logs_out() {
+    let mock = Mock::start(&["--lifetime", "1h"]);
+    let (_d, dir) = store_dir();
+    let cred = login_and_save(&mock, &dir, "v", None);
+    let o = run(&dir, &["verify", "v"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(mock.stat("refreshes"), 1);
+    assert_ne!(
+        record(&dir, "v")["refresh_token"],
+        cred["refresh_token"],
+        "rotated"
+    );
+    assert!(run(&dir, &["clear", "v"]).status.success());
+    assert_eq!(run(&dir, &["token", "v"]).status.code(), Some(11));
+    assert!(dir.join("v.lock").exists());
+}
+
+#[test]
+fn verbose_prints_events_and_never_a_token() {
+    let mock = Mock::start(&["--lifetime", "1h"]);
+    let (_d, dir) = store_dir();
+    let cred = login_and_save(&mock, &dir, "e", Some(0.0));
+    let o = run(&dir, &["-v", "token", "e"]);
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("refreshed"), "{err}");
+    let new = stdout(&o);
+    for secret in [
+        new.as_str(),
+        cred["refresh_token"].as_str().unwrap(),
+        cred["access_token"].as_str().unwrap(),
+    ] {
+        assert!(!err.contains(secret), "a token reached stderr: {err}");
+    }
+    let new_rt = record(&dir, "e")["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!err.contains(&new_rt));
+}
+
+#[test]
+fn oauth_lock_dir_environment_variable_selects_the_store() {
+    let (_d, dir) = store_dir();
+    let o = std::process::Command::new(bin())
+        .args(["status", "--json"])
+        .env("OAUTH_LOCK_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.is_dir(), "the store directory was created");
+}
