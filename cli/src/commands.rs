@@ -182,6 +182,21 @@ pub struct SaveArgs {
     /// Replace a credential that has a refresh token with one that has none
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Add a `refresh` config: the provider's token endpoint
+    #[arg(long, value_name = "URL", requires = "client_id")]
+    pub token_url: Option<String>,
+    /// The OAuth client id for the `refresh` config
+    #[arg(long, value_name = "ID", requires = "token_url")]
+    pub client_id: Option<String>,
+    /// How the refresh request is encoded
+    #[arg(long, value_enum, default_value = "form", requires = "token_url")]
+    pub body: BodyArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum BodyArg {
+    Form,
+    Json,
 }
 
 pub fn save(dir: Option<PathBuf>, a: SaveArgs) -> Outcome {
@@ -189,7 +204,7 @@ pub fn save(dir: Option<PathBuf>, a: SaveArgs) -> Outcome {
     std::io::stdin()
         .read_to_string(&mut input)
         .map_err(|e| Failure::Other(format!("reading stdin: {e}")))?;
-    let value: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
         Failure::OAuthLock(oauth_lock::Error::InvalidArgument {
             ctx: oauth_lock::Context {
                 key: Some(a.key.clone()),
@@ -202,6 +217,16 @@ pub fn save(dir: Option<PathBuf>, a: SaveArgs) -> Outcome {
             ),
         })
     })?;
+    if let (Some(url), Some(id), Some(obj)) = (&a.token_url, &a.client_id, value.as_object_mut()) {
+        let body = match a.body {
+            BodyArg::Form => "form",
+            BodyArg::Json => "json",
+        };
+        obj.insert(
+            "refresh".into(),
+            serde_json::json!({"token_url": url, "client_id": id, "body": body}),
+        );
+    }
     let store = open(dir)?;
     let path = store.path_of(&a.key)?;
     let credential = Credential::from_json(&value).map_err(|e| e.with_context(&a.key, &path))?;
