@@ -12,7 +12,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -40,11 +43,21 @@ fn per_call(rounds: usize, iters: u64, mut f: impl FnMut()) -> f64 {
 }
 
 fn save(store: &Store, key: &str, v: serde_json::Value) {
-    store.save_blocking(key, Credential::from_json(&v).unwrap(), SaveOptions::default()).unwrap();
+    store
+        .save_blocking(
+            key,
+            Credential::from_json(&v).unwrap(),
+            SaveOptions::default(),
+        )
+        .unwrap();
 }
 
 fn fresh(store: &Store, key: &str) {
-    save(store, key, json!({"access_token": format!("at-{key}"), "refresh_token": "rt", "expires_in": 3600}));
+    save(
+        store,
+        key,
+        json!({"access_token": format!("at-{key}"), "refresh_token": "rt", "expires_in": 3600}),
+    );
 }
 
 struct Row(String, String, String);
@@ -61,7 +74,10 @@ fn main() {
     let blocking = per_call(15, 1_000_000, || {
         black_box(source.access_token_blocking().unwrap());
     });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let asynch = rt.block_on(async {
         let mut samples = Vec::new();
         for _ in 0..15 {
@@ -80,8 +96,16 @@ fn main() {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         black_box(v["access_token"].as_str().unwrap().len());
     });
-    rows.push(Row("hot path `access_token_blocking()` (cached, fresh)".into(), format!("{blocking:.0} ns"), "target < 100 ns".into()));
-    rows.push(Row("hot path `access_token().await` (cached, fresh)".into(), format!("{asynch:.0} ns"), String::new()));
+    rows.push(Row(
+        "hot path `access_token_blocking()` (cached, fresh)".into(),
+        format!("{blocking:.0} ns"),
+        "target < 100 ns".into(),
+    ));
+    rows.push(Row(
+        "hot path `access_token().await` (cached, fresh)".into(),
+        format!("{asynch:.0} ns"),
+        String::new(),
+    ));
     rows.push(Row(
         "peer: read + parse the JSON file per call (by hand)".into(),
         format!("{:.1} µs", by_hand / 1e3),
@@ -89,9 +113,16 @@ fn main() {
     ));
 
     // Cold read: the first call in a process (empty slot) on a fresh record.
+    // Written directly, as another process would: this process has never seen these keys.
     let keys: Vec<String> = (0..400).map(|i| format!("cold-{i}")).collect();
     for k in &keys {
-        fresh(&store, k);
+        let rec = json!({"format": 1, "key": k, "generation": 1, "access_token": format!("at-{k}"),
+            "refresh_token": "rt", "issued_at_ms": now_ms(), "expires_at_ms": now_ms() + 3_600_000});
+        std::fs::write(
+            store.path_of(k).unwrap(),
+            serde_json::to_vec_pretty(&rec).unwrap(),
+        )
+        .unwrap();
     }
     let mut cold: Vec<f64> = keys
         .iter()
@@ -172,7 +203,11 @@ fn protocol_handoffs(store: &Store, n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let key = format!("handoff-{i}");
-            save(store, &key, json!({"access_token": "old", "refresh_token": "rt", "expires_in": 0}));
+            save(
+                store,
+                &key,
+                json!({"access_token": "old", "refresh_token": "rt", "expires_in": 0}),
+            );
             let record_path = store.path_of(&key).unwrap();
             let lock_path = record_path.with_extension("lock");
             let held = lock_exclusive(&lock_path, Duration::from_secs(5)).unwrap();
@@ -189,7 +224,8 @@ fn protocol_handoffs(store: &Store, n: usize) -> Vec<f64> {
             }
             std::thread::sleep(Duration::from_millis(2));
             // The winner's commit: an atomically replaced record with a fresh token.
-            let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+            let mut rec: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
             rec["generation"] = json!(rec["generation"].as_u64().unwrap() + 1);
             rec["access_token"] = json!("new");
             rec["expires_at_ms"] = json!(now_ms() + 3_600_000);
@@ -213,13 +249,30 @@ fn mock_binary() -> Option<PathBuf> {
 }
 
 fn full_refreshes(bin: &Path, store: &Store, n: usize) -> Vec<f64> {
-    let mut child = Command::new(bin).args(["mock-server", "--lifetime", "1h"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin)
+        .args(["mock-server", "--lifetime", "1h"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut login: serde_json::Value = rt.block_on(async {
-        reqwest::Client::new().post(format!("{url}/login")).send().await.unwrap().json().await.unwrap()
+        reqwest::Client::new()
+            .post(format!("{url}/login"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     });
     login["refresh"] = json!({"token_url": format!("{url}/oauth/token"), "client_id": "oauth-lock-demo", "body": "json"});
     save(store, "full", login);

@@ -61,6 +61,7 @@ pub struct WorkerReport {
     pub rejects: u64,
     /// A sample of `token` call latencies, in nanoseconds.
     pub latencies_ns: Vec<u64>,
+    pub max_latency_ns: u64,
 }
 
 const SAMPLE: usize = 20_000;
@@ -75,6 +76,7 @@ impl WorkerReport {
         self.resource_unauthorized += other.resource_unauthorized;
         self.rejects += other.rejects;
         self.latencies_ns.extend(other.latencies_ns);
+        self.max_latency_ns = self.max_latency_ns.max(other.max_latency_ns);
     }
 
     fn error_count(&self) -> u64 {
@@ -82,6 +84,7 @@ impl WorkerReport {
     }
 
     fn record_latency(&mut self, ns: u64) {
+        self.max_latency_ns = self.max_latency_ns.max(ns);
         // Reservoir-free thinning: keep every call until full, then every 16th.
         if self.latencies_ns.len() < SAMPLE || self.calls % 16 == 0 {
             self.latencies_ns.push(ns);
@@ -311,8 +314,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn human_ns(ns: u64) -> String {
     match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
         _ => format!("{:.1} ms", ns as f64 / 1e6),
     }
 }
@@ -335,15 +338,20 @@ pub fn demo(a: DemoArgs) -> Outcome {
     lat.sort_unstable();
     let s = &run.stats;
     let errors = run.report.error_count();
-    let row =
-        |label: &str, value: String, note: String| println!("  {label:<28}{value:>10}   {note}");
+    let row = |label: &str, value: String, note: String| {
+        println!(
+            "{}",
+            format!("  {label:<28}{value:>10}   {note}").trim_end()
+        )
+    };
     row(
         "token requests served",
         run.report.calls.to_string(),
         format!(
-            "p50 {}, p99 {}",
+            "p50 {}, p99 {}, max {}",
             human_ns(percentile(&lat, 0.5)),
-            human_ns(percentile(&lat, 0.99))
+            human_ns(percentile(&lat, 0.99)),
+            human_ns(run.report.max_latency_ns)
         ),
     );
     row(

@@ -46,3 +46,8 @@ pub use runtime::set_client_lang;
 pub use secret::{fingerprint, Secret};
 pub use store::{Credential, Problem, SaveOptions, Status, Store};
 pub use tokens::{AccessToken, TokenFields};
+
+/// The README's Rust examples, compiled as doc tests so that they keep working as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
