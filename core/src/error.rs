@@ -154,6 +154,25 @@ fn desc(d: &Option<String>) -> String {
     }
 }
 
+/// The `ctx` of any variant, by reference or by mutable reference.
+macro_rules! context_of {
+    ($e:expr) => {
+        match $e {
+            Error::NeedsLogin { ctx, .. }
+            | Error::InvalidGrant { ctx, .. }
+            | Error::Terminal { ctx, .. }
+            | Error::Transient { ctx, .. }
+            | Error::Busy { ctx, .. }
+            | Error::Downgrade { ctx }
+            | Error::Corrupt { ctx, .. }
+            | Error::UnsupportedFormat { ctx, .. }
+            | Error::Io { ctx, .. }
+            | Error::InvalidArgument { ctx, .. }
+            | Error::Insecure { ctx, .. } => ctx,
+        }
+    };
+}
+
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -176,35 +195,11 @@ impl Error {
     }
 
     fn ctx(&self) -> &Context {
-        match self {
-            Error::NeedsLogin { ctx, .. }
-            | Error::InvalidGrant { ctx, .. }
-            | Error::Terminal { ctx, .. }
-            | Error::Transient { ctx, .. }
-            | Error::Busy { ctx, .. }
-            | Error::Downgrade { ctx }
-            | Error::Corrupt { ctx, .. }
-            | Error::UnsupportedFormat { ctx, .. }
-            | Error::Io { ctx, .. }
-            | Error::InvalidArgument { ctx, .. }
-            | Error::Insecure { ctx, .. } => ctx,
-        }
+        context_of!(self)
     }
 
     fn ctx_mut(&mut self) -> &mut Context {
-        match self {
-            Error::NeedsLogin { ctx, .. }
-            | Error::InvalidGrant { ctx, .. }
-            | Error::Terminal { ctx, .. }
-            | Error::Transient { ctx, .. }
-            | Error::Busy { ctx, .. }
-            | Error::Downgrade { ctx }
-            | Error::Corrupt { ctx, .. }
-            | Error::UnsupportedFormat { ctx, .. }
-            | Error::Io { ctx, .. }
-            | Error::InvalidArgument { ctx, .. }
-            | Error::Insecure { ctx, .. } => ctx,
-        }
+        context_of!(self)
     }
 
     /// The credential's key, where known.
