@@ -27,6 +27,7 @@ mod error;
 mod events;
 mod key;
 pub mod lock;
+mod mirror;
 mod protocol;
 mod record;
 pub mod refresher;
@@ -37,6 +38,7 @@ mod tokens;
 
 pub use error::{Context, Error, ErrorCode, Result};
 pub use key::Key;
+pub use mirror::{MirrorConfig, MirrorShape};
 pub use protocol::{SourceOptions, TokenSource};
 pub use record::{LastError, Record, State, UpdatedBy, FORMAT};
 pub use refresher::{

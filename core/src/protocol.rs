@@ -5,6 +5,7 @@ use crate::backend::{Backend, Locked, Version};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
+use crate::mirror::{MirrorConfig, MirrorTokens};
 use crate::record::{Record, State};
 use crate::refresher::{OAuth2, OAuth2Config, Refresher};
 use crate::runtime::{self, now_ms};
@@ -541,6 +542,24 @@ impl Leader {
     ) -> Result<AccessToken> {
         let mut recovered = false;
         let mut version = version;
+        let mirror = record
+            .mirror
+            .as_ref()
+            .map(MirrorConfig::from_json)
+            .transpose()?;
+        // §6: another program rotated the token in its own file: adopt it instead of refreshing.
+        if let Some(m) = mirror.as_ref().and_then(MirrorConfig::read) {
+            let rotated = m.refresh_token.is_some() && m.refresh_token != record.refresh_token;
+            if rotated
+                && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
+            {
+                (record, version) = adopt_mirror(locked, &record, m)?;
+                events::adopted(self.key(), record.generation, true);
+                if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
+                    return self.token_of(record, Some(version), true);
+                }
+            }
+        }
         loop {
             let Some(old_rt) = record.refresh_token.clone() else {
                 events::needs_login(self.key(), "no refresh token");
@@ -583,6 +602,13 @@ impl Leader {
                         },
                         other => other,
                     })?;
+                    if let (Some(m), Some(at)) = (&mirror, &next.access_token) {
+                        if let Err(e) =
+                            m.write_back(at, next.refresh_token.as_ref(), next.expires_at_ms)
+                        {
+                            tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
+                        }
+                    }
                     let new_rt = next
                         .refresh_token
                         .as_ref()
@@ -613,6 +639,20 @@ impl Leader {
                             continue;
                         }
                         record = now_record;
+                    }
+                    let from_mirror = mirror.as_ref().and_then(MirrorConfig::read).filter(|m| {
+                        m.refresh_token.is_some()
+                            && m.refresh_token.as_ref() != Some(&old_rt)
+                            && record.state == State::Ok
+                    });
+                    if let (Some(m), false) = (from_mirror, recovered) {
+                        recovered = true;
+                        (record, version) = adopt_mirror(locked, &record, m)?;
+                        events::race_recovered(self.key(), record.generation);
+                        if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
+                            return self.token_of(record, Some(version), true);
+                        }
+                        continue;
                     }
                     let oauth_error = e.oauth_error().unwrap_or("invalid_grant").to_owned();
                     let description = match &e {
@@ -658,4 +698,26 @@ impl Leader {
             }
         }
     }
+}
+
+/// Takes a mirror's tokens into the record, under the lock: a new generation.
+fn adopt_mirror(
+    locked: &mut dyn Locked,
+    record: &Record,
+    m: MirrorTokens,
+) -> Result<(Record, Version)> {
+    let now = now_ms();
+    let mut next = record.clone();
+    next.access_token = Some(m.access_token);
+    if m.refresh_token.is_some() {
+        next.refresh_token = m.refresh_token;
+        next.refresh_token_issued_at_ms = Some(now);
+    }
+    next.expires_at_ms = m.expires_at_ms;
+    next.issued_at_ms = None;
+    next.state = State::Ok;
+    next.last_error = None;
+    next.stamp(record.generation, now);
+    let version = locked.write(&next)?;
+    Ok((next, version))
 }

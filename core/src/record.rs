@@ -69,6 +69,9 @@ pub struct Record {
     pub last_error: Option<LastError>,
     /// How to refresh this credential (the built-in OAuth2 refresher's config), if known.
     pub refresh: Option<Value>,
+    /// A file of another program to keep in step (DESIGN.md §6), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Value>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub extra: Map<String, Value>,
     pub updated_at_ms: Option<i64>,
@@ -93,7 +96,7 @@ enum Kind {
 
 /// The known fields and their JSON types; checked before decoding so that a bad file
 /// gets a message naming the field, never one quoting its value (it may be a token).
-const FIELDS: [(&str, Kind, bool); 16] = [
+const FIELDS: [(&str, Kind, bool); 17] = [
     ("key", Kind::Str, true),
     ("generation", Kind::UInt, true),
     ("access_token", Kind::Str, false),
@@ -107,6 +110,7 @@ const FIELDS: [(&str, Kind, bool); 16] = [
     ("state", Kind::State, false),
     ("last_error", Kind::Object, false),
     ("refresh", Kind::Object, false),
+    ("mirror", Kind::Object, false),
     ("extra", Kind::Object, false),
     ("updated_at_ms", Kind::Int, false),
     ("updated_by", Kind::Object, false),
@@ -200,6 +204,7 @@ impl Record {
             state: State::Ok,
             last_error: None,
             refresh: None,
+            mirror: None,
             extra: Map::new(),
             updated_at_ms: None,
             updated_by: None,

@@ -5,6 +5,7 @@ use crate::backend::{Backend, FsBackend};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
+use crate::mirror::MirrorConfig;
 use crate::protocol::{Slot, SourceOptions, TokenSource};
 use crate::record::{LastError, Record, State};
 use crate::refresher::{OAuth2Config, Refresher};
@@ -24,16 +25,23 @@ pub struct Credential {
     /// The built-in refresher's config (a record's `refresh` field); kept from the
     /// existing record when `None`.
     pub refresh: Option<Value>,
+    /// A mirror file to keep in step (DESIGN.md §6); kept from the existing record when `None`.
+    pub mirror: Option<Value>,
 }
 
 impl Credential {
     /// From a JSON object in token-response shape (`access_token`, `refresh_token`,
-    /// `expires_in` or `expires_at_ms`, `token_type`, `scope`, `id_token`), with an optional
-    /// `refresh` config; any other field goes to `extra`.
+    /// `expires_in` or `expires_at_ms`, `token_type`, `scope`, `id_token`), with optional
+    /// `refresh` and `mirror` configs; any other field goes to `extra`.
     pub fn from_json(value: &Value) -> Result<Credential> {
-        let tokens = TokenFields::from_json(value, &["refresh"]).map_err(invalid_credential)?;
-        let refresh = value.get("refresh").filter(|v| !v.is_null()).cloned();
-        Ok(Credential { tokens, refresh })
+        let tokens =
+            TokenFields::from_json(value, &["refresh", "mirror"]).map_err(invalid_credential)?;
+        let field = |name: &str| value.get(name).filter(|v| !v.is_null()).cloned();
+        Ok(Credential {
+            tokens,
+            refresh: field("refresh"),
+            mirror: field("mirror"),
+        })
     }
 }
 
@@ -81,6 +89,8 @@ pub struct Status {
     pub has_refresh_token: bool,
     /// The record carries a `refresh` config, so any process can refresh it by key alone.
     pub has_refresh_config: bool,
+    /// The mirror file kept in step, if any.
+    pub mirror_path: Option<PathBuf>,
     pub expires_at_ms: Option<i64>,
     pub issued_at_ms: Option<i64>,
     /// When the refresh token was last rotated.
@@ -219,7 +229,11 @@ impl Store {
     }
 
     fn save_inner(&self, key: &Key, credential: Credential, options: SaveOptions) -> Result<()> {
-        let Credential { tokens, refresh } = credential;
+        let Credential {
+            tokens,
+            refresh,
+            mirror,
+        } = credential;
         if tokens.access_token.is_none() && tokens.refresh_token.is_none() {
             return Err(invalid_credential(
                 "it has neither an access_token nor a refresh_token".into(),
@@ -227,6 +241,9 @@ impl Store {
         }
         if let Some(config) = &refresh {
             OAuth2Config::from_json(config)?;
+        }
+        if let Some(config) = &mirror {
+            MirrorConfig::from_json(config)?;
         }
         let mut locked = self.backend.lock(key, options.write_lock_timeout)?;
         let existing = match locked.read() {
@@ -257,12 +274,16 @@ impl Store {
             record.unknown = old.unknown;
             record.extra = old.extra;
             record.refresh = old.refresh;
+            record.mirror = old.mirror;
             if old.refresh_token.is_some() && old.refresh_token == tokens.refresh_token {
                 record.refresh_token_issued_at_ms = old.refresh_token_issued_at_ms;
             }
         }
         if refresh.is_some() {
             record.refresh = refresh;
+        }
+        if mirror.is_some() {
+            record.mirror = mirror;
         }
         record.expires_at_ms = tokens.expiry(now);
         record.issued_at_ms = Some(now);
@@ -321,6 +342,7 @@ impl Store {
             has_access_token: false,
             has_refresh_token: false,
             has_refresh_config: false,
+            mirror_path: None,
             expires_at_ms: None,
             issued_at_ms: None,
             refresh_token_issued_at_ms: None,
@@ -342,6 +364,11 @@ impl Store {
                 status.has_access_token = r.access_token.is_some();
                 status.has_refresh_token = r.refresh_token.is_some();
                 status.has_refresh_config = r.refresh.is_some();
+                status.mirror_path = r
+                    .mirror
+                    .as_ref()
+                    .and_then(|m| MirrorConfig::from_json(m).ok())
+                    .map(|m| m.path);
                 status.expires_at_ms = r.expires_at_ms;
                 status.issued_at_ms = r.issued_at_ms;
                 status.refresh_token_issued_at_ms = r.refresh_token_issued_at_ms;
