@@ -51,6 +51,8 @@ struct LockFile {
 
 impl LockFile {
     fn open(path: &Path) -> std::io::Result<LockFile> {
+        // A child forked while this descriptor is open must close its copy.
+        crate::runtime::install_fork_handler();
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -105,7 +105,7 @@ where
     }
 }
 
-fn install_fork_handler() {
+pub(crate) fn install_fork_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(unix)]

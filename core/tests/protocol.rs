@@ -785,3 +785,51 @@ extern "C" {
     fn _exit(code: i32) -> !;
     fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
 }
+
+/// G6 and the fork rule of DESIGN.md §4: a process that holds the lock, forks, and dies
+/// without unlocking leaves no stale lock behind, although its child lives on (the child
+/// closed the lock descriptor it inherited).
+#[test]
+fn a_lock_inherited_by_a_forked_child_dies_with_its_holder() {
+    let (_d, store) = store();
+    save(
+        &store,
+        "k",
+        json!({"access_token": "a", "refresh_token": "r"}),
+    );
+    let lock_path = store.dir().join("k.lock");
+    let holder = unsafe { fork() };
+    assert!(holder >= 0);
+    if holder == 0 {
+        let guard = oauth_lock::lock::lock_exclusive(&lock_path, Duration::from_secs(5));
+        if guard.is_err() {
+            unsafe { _exit(3) };
+        }
+        let grandchild = unsafe { fork() };
+        if grandchild == 0 {
+            std::thread::sleep(Duration::from_secs(20));
+            unsafe { _exit(0) };
+        }
+        // Report the grandchild's pid, then die holding the lock (no unlock, no destructor).
+        std::fs::write(lock_path.with_extension("pid"), grandchild.to_string()).unwrap();
+        unsafe { _exit(0) };
+    }
+    let mut status = 0;
+    unsafe { waitpid(holder, &mut status, 0) };
+    assert_eq!(status, 0);
+    let grandchild: i32 = std::fs::read_to_string(lock_path.with_extension("pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let got = oauth_lock::lock::lock_exclusive(&lock_path, Duration::from_secs(2));
+    unsafe { kill(grandchild, 9) };
+    assert!(
+        got.is_ok(),
+        "the lock outlived its holder through the forked child: {:?}",
+        got.err()
+    );
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
