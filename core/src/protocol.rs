@@ -11,8 +11,10 @@ use crate::refresher::{OAuth2, OAuth2Config, Refresher};
 use crate::runtime::{self, now_ms};
 use crate::tokens::AccessToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
+use futures_util::FutureExt;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -405,7 +407,14 @@ impl TokenSource {
         let process = runtime::process();
         let scope = (slot.backend.id().to_owned(), slot.key.clone());
         process.runtime.spawn(REFRESHING.scope(scope, async move {
-            let result = leader.run().await.map_err(|e| leader.slot.err(e));
+            // A panicking refresher must not leave the followers waiting forever.
+            let result = match AssertUnwindSafe(leader.run()).catch_unwind().await {
+                Ok(r) => r,
+                Err(_) => Err(Error::invalid(
+                    "the refresher panicked; nothing was written",
+                )),
+            }
+            .map_err(|e| leader.slot.err(e));
             let _ = f.result.set(result);
             f.done.notify_waiters();
             let mut current = leader.slot.flight.lock();

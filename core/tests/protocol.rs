@@ -833,3 +833,25 @@ fn a_lock_inherited_by_a_forked_child_dies_with_its_holder() {
 extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_refresher_gives_an_error_to_every_waiter_and_writes_nothing() {
+    let (_d, store) = store();
+    save_expired(&store, "k");
+    let before = std::fs::read(store.path_of("k").unwrap()).unwrap();
+    let r = refresher_fn(|_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        panic!("refresher bug")
+    });
+    let source = store.source_with("k", r).unwrap();
+    let (a, b) = tokio::join!(source.access_token(), source.access_token());
+    assert_eq!(code(a), ErrorCode::InvalidArgument);
+    assert_eq!(code(b), ErrorCode::InvalidArgument);
+    assert_eq!(std::fs::read(store.path_of("k").unwrap()).unwrap(), before);
+    // The lock was released: a save goes through at once.
+    save(
+        &store,
+        "k",
+        json!({"access_token": "a", "refresh_token": "r"}),
+    );
+}
