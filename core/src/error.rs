@@ -253,7 +253,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn transient(reason: impl Into<String>) -> Self {
+    /// A failure worth retrying, for callback refreshers (network down, provider busy).
+    pub fn transient(reason: impl Into<String>) -> Self {
         Error::Transient {
             ctx: Context::default(),
             reason: reason.into(),

@@ -271,12 +271,7 @@ async fn transient_failure_falls_back_to_an_unexpired_token_and_keeps_the_record
     let c = calls.clone();
     let r = refresher_fn(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
-        async {
-            Err(Error::Transient {
-                ctx: Default::default(),
-                reason: "503".into(),
-            })
-        }
+        async { Err(Error::transient("503")) }
     });
     let opts = SourceOptions {
         refresh_margin: Duration::from_secs(300),
@@ -362,10 +357,7 @@ async fn a_refresher_that_hangs_times_out_as_transient() {
     let before = std::fs::read(store.path_of("k").unwrap()).unwrap();
     let r = refresher_fn(|_| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        Err(Error::Transient {
-            ctx: Default::default(),
-            reason: "never".into(),
-        })
+        Err(Error::transient("never"))
     });
     let opts = SourceOptions {
         refresh_timeout: Duration::from_millis(200),
