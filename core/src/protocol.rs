@@ -443,6 +443,17 @@ impl Leader {
         self.options.refresh_margin.as_millis() as i64
     }
 
+    /// Announces a record another writer made, if it is news to this process.
+    fn note_adoption(&self, record: &Record, under_lock: bool) {
+        if self
+            .slot
+            .generation()
+            .is_some_and(|g| record.generation > g)
+        {
+            events::adopted(self.key(), record.generation, under_lock);
+        }
+    }
+
     fn token_of(
         &self,
         record: Record,
@@ -493,7 +504,7 @@ impl Leader {
                         .generation()
                         .is_none_or(|g| record.generation >= g);
                     if newer_or_same && self.mode.accepts(&record, now_ms(), self.margin_ms()) {
-                        events::adopted(self.key(), record.generation, false);
+                        self.note_adoption(&record, false);
                         return self.token_of(record, Some(version), false);
                     }
                 }
@@ -518,7 +529,7 @@ impl Leader {
             return Err(err);
         }
         if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
-            events::adopted(self.key(), record.generation, true);
+            self.note_adoption(&record, true);
             return self.token_of(record, Some(version), true);
         }
         self.refresh_locked(locked.as_mut(), record, version).await

@@ -107,16 +107,24 @@ fn each_decision_emits_its_event_without_tokens() {
     drop(lock);
     assert_eq!(waiter.join().unwrap().unwrap(), "at-secret-new");
 
-    // adopted: a fresh record written directly, as another process would.
-    std::fs::write(
-        d.path().join("c.json"),
-        serde_json::to_vec(
-            &json!({"format": 1, "key": "c", "generation": 5, "access_token": "at-c"}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    store.source("c").unwrap().access_token_blocking().unwrap();
+    // adopted: another process (a direct write here) refreshes a key this process holds.
+    let c = |generation: u64, token: &str| {
+        let rec = json!({"format": 1, "key": "c", "generation": generation, "access_token": token});
+        std::fs::write(d.path().join("c.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
+    };
+    c(5, "at-c5");
+    let watch = SourceOptions {
+        revalidate: Duration::ZERO,
+        ..Default::default()
+    };
+    let source_c = store.source_with_options("c", None, watch).unwrap();
+    source_c.access_token_blocking().unwrap();
+    assert!(
+        !captured.names().contains(&"adopted".to_owned()),
+        "a first read is no adoption"
+    );
+    c(6, "at-c6");
+    assert_eq!(source_c.access_token_blocking().unwrap().value(), "at-c6");
 
     // refresh_deferred: a transient failure with a token that is inside the margin.
     std::fs::write(
