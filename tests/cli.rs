@@ -189,3 +189,42 @@ fn oauth_lock_dir_environment_variable_selects_the_store() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.is_dir(), "the store directory was created");
 }
+
+/// The README's main job, scaled down: the demo passes with 0 replays, and the naive run
+/// shows what oauth-lock prevents.
+#[test]
+fn the_demo_passes_and_the_naive_run_shows_replays() {
+    let (_d, dir) = store_dir();
+    let args = [
+        "demo",
+        "--processes",
+        "3",
+        "--threads",
+        "2",
+        "--duration",
+        "2s",
+        "--lifetime",
+        "1s",
+    ];
+    let o = run(&dir, &args);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("PASS"), "{out}");
+    let count = |label: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {out}"));
+        line.split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(count("replays at the provider"), 0);
+    assert_eq!(count("errors in the clients"), 0);
+    assert!(count("refreshes at the provider") >= 2, "{out}");
+    let mut naive = args.to_vec();
+    naive.push("--naive");
+    let o = run(&dir, &naive);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("WITHOUT oauth-lock"));
+}
