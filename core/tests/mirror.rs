@@ -134,24 +134,17 @@ async fn a_missing_mirror_is_created_and_a_bad_mirror_config_is_refused() {
         .await
         .unwrap();
     assert_eq!(read(&path)["claudeAiOauth"]["refreshToken"], "rt-1");
-    let bad = json!({"access_token": "a", "refresh_token": "r", "mirror": {"path": "relative.json", "shape": "claude_code"}});
-    let err = store
-        .save_blocking(
-            "x",
-            Credential::from_json(&bad).unwrap(),
-            SaveOptions::default(),
-        )
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidArgument);
-    let bad = json!({"access_token": "a", "refresh_token": "r", "mirror": {"path": "/tmp/x.json", "shape": "vscode"}});
-    let err = store
-        .save_blocking(
-            "x",
-            Credential::from_json(&bad).unwrap(),
-            SaveOptions::default(),
-        )
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    for mirror in [
+        json!({"path": "relative.json", "shape": "claude_code"}),
+        json!({"path": "/tmp/x.json", "shape": "vscode"}),
+    ] {
+        let bad = json!({"access_token": "a", "refresh_token": "r", "mirror": mirror});
+        let cred = Credential::from_json(&bad).unwrap();
+        let err = store
+            .save_blocking("x", cred, SaveOptions::default())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument, "{mirror}");
+    }
     assert!(!store.path_of("x").unwrap().exists());
     assert_eq!(
         store.status("claude").unwrap().mirror_path.as_deref(),

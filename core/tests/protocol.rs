@@ -847,3 +847,41 @@ async fn a_panicking_refresher_gives_an_error_to_every_waiter_and_writes_nothing
         json!({"access_token": "a", "refresh_token": "r"}),
     );
 }
+
+/// A holder that keeps the lock past the deadline gives `Busy` (naming the key) to a
+/// refresh and to a save, and neither changes the record nor reaches the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_past_the_deadline_gives_busy_and_changes_nothing() {
+    let (_d, store) = store();
+    save_expired(&store, "k");
+    let path = store.path_of("k").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let held =
+        oauth_lock::lock::lock_exclusive(&store.dir().join("k.lock"), Duration::from_secs(5))
+            .unwrap();
+    let provider = Rotating::new("rt-0", Duration::ZERO);
+    let opts = SourceOptions {
+        lock_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let source = store
+        .source_with_options("k", Some(provider.as_refresher()), opts)
+        .unwrap();
+    let err = source.access_token().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Busy);
+    assert_eq!(err.key(), Some("k"));
+    let quick = SaveOptions {
+        write_lock_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let cred = Credential::from_json(&json!({"access_token": "a", "refresh_token": "r"})).unwrap();
+    assert_eq!(code(store.save("k", cred, quick).await), ErrorCode::Busy);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0, "nothing was sent");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    drop(held);
+    assert_eq!(
+        source.access_token().await.unwrap().value(),
+        "at-1",
+        "works once the holder lets go"
+    );
+}
