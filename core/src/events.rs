@@ -1,40 +1,185 @@
 //! The decision events of DESIGN.md §8, emitted through `tracing` with target `oauth_lock`
 //! and an `event` field, so every binding can route them. Tokens appear only as fingerprints.
 
+use once_cell::sync::Lazy;
+use parking_lot::RwLock;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use tracing::{info, warn};
+
+/// How much an event matters: `Info` for normal decisions, `Warn` for ones a user may act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// A decision event as listeners receive it (the same content as the `tracing` event).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Event {
+    /// `adopted`, `refreshed`, `lock_waited`, ... (DESIGN.md §8).
+    pub event: &'static str,
+    pub level: Level,
+    pub key: String,
+    pub message: &'static str,
+    /// The event's other fields (generation, ms, fingerprints, reason, ...).
+    pub fields: Map<String, Value>,
+}
+
+/// Names a listener for [`remove_listener`].
+pub type ListenerId = u64;
+
+type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+static LISTENERS: Lazy<RwLock<Vec<(ListenerId, Listener)>>> = Lazy::new(Default::default);
+static ANY_LISTENER: AtomicBool = AtomicBool::new(false);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Calls `f` with every event of this process from now on, on whatever thread decided it.
+/// For bindings that route events to their own logging (Python `logging`, Node listeners).
+pub fn add_listener(f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut all = LISTENERS.write();
+    all.push((id, Arc::new(f)));
+    ANY_LISTENER.store(true, Ordering::Release);
+    id
+}
+
+/// Stops calling a listener; `false` when it was not registered.
+pub fn remove_listener(id: ListenerId) -> bool {
+    let mut all = LISTENERS.write();
+    let before = all.len();
+    all.retain(|(i, _)| *i != id);
+    ANY_LISTENER.store(!all.is_empty(), Ordering::Release);
+    all.len() != before
+}
+
+/// Builds the event only when someone listens: the hot path pays one atomic load.
+fn notify(
+    event: &'static str,
+    level: Level,
+    key: &str,
+    message: &'static str,
+    fields: impl FnOnce() -> Value,
+) {
+    if !ANY_LISTENER.load(Ordering::Acquire) {
+        return;
+    }
+    let fields = match fields() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let ev = Event {
+        event,
+        level,
+        key: key.to_owned(),
+        message,
+        fields,
+    };
+    // Cloned out so that a listener may add or remove listeners.
+    let listeners: Vec<Listener> = LISTENERS.read().iter().map(|(_, l)| l.clone()).collect();
+    for l in listeners {
+        l(&ev);
+    }
+}
 
 pub(crate) fn adopted(key: &str, generation: u64, authoritative: bool) {
     info!(target: "oauth_lock", event = "adopted", key, generation, under_lock = authoritative, "another process refreshed; adopted its token");
+    notify(
+        "adopted",
+        Level::Info,
+        key,
+        "another process refreshed; adopted its token",
+        || json!({"generation": generation, "under_lock": authoritative}),
+    );
 }
 
 pub(crate) fn refreshed(key: &str, generation: u64, old_rt: &str, new_rt: &str, ms: u64) {
     info!(target: "oauth_lock", event = "refreshed", key, generation, old_refresh_token = old_rt, new_refresh_token = new_rt, ms, "refreshed and committed");
+    notify(
+        "refreshed",
+        Level::Info,
+        key,
+        "refreshed and committed",
+        || json!({"generation": generation, "old_refresh_token": old_rt, "new_refresh_token": new_rt, "ms": ms}),
+    );
 }
 
 pub(crate) fn lock_waited(key: &str, ms: f64) {
     info!(target: "oauth_lock", event = "lock_waited", key, ms, "waited for the credential's lock");
+    notify(
+        "lock_waited",
+        Level::Info,
+        key,
+        "waited for the credential's lock",
+        || json!({"ms": ms}),
+    );
 }
 
 pub(crate) fn refresh_deferred(key: &str, reason: &str) {
     warn!(target: "oauth_lock", event = "refresh_deferred", key, reason, "refresh failed transiently; the current access token is still valid and is used");
+    notify(
+        "refresh_deferred",
+        Level::Warn,
+        key,
+        "refresh failed transiently; the current access token is still valid and is used",
+        || json!({"reason": reason}),
+    );
 }
 
 pub(crate) fn invalid_grant(key: &str, refresh_token: &str, oauth_error: &str) {
     warn!(target: "oauth_lock", event = "invalid_grant", key, refresh_token, oauth_error, "the provider rejected the refresh token; marked needs_login");
+    notify(
+        "invalid_grant",
+        Level::Warn,
+        key,
+        "the provider rejected the refresh token; marked needs_login",
+        || json!({"refresh_token": refresh_token, "oauth_error": oauth_error}),
+    );
 }
 
 pub(crate) fn race_recovered(key: &str, generation: u64) {
     info!(target: "oauth_lock", event = "race_recovered", key, generation, "the refresh token was rotated by another writer; adopted it");
+    notify(
+        "race_recovered",
+        Level::Info,
+        key,
+        "the refresh token was rotated by another writer; adopted it",
+        || json!({"generation": generation}),
+    );
 }
 
 pub(crate) fn needs_login(key: &str, reason: &str) {
     info!(target: "oauth_lock", event = "needs_login", key, reason, "the credential needs a login");
+    notify(
+        "needs_login",
+        Level::Info,
+        key,
+        "the credential needs a login",
+        || json!({"reason": reason}),
+    );
 }
 
 pub(crate) fn downgrade_refused(key: &str) {
     warn!(target: "oauth_lock", event = "downgrade_refused", key, "refused to replace a credential that has a refresh token with one that has none");
+    notify(
+        "downgrade_refused",
+        Level::Warn,
+        key,
+        "refused to replace a credential that has a refresh token with one that has none",
+        || json!({}),
+    );
 }
 
 pub(crate) fn login_without_refresh_token(key: &str) {
     warn!(target: "oauth_lock", event = "login_without_refresh_token", key, "saved a credential without a refresh token: it cannot be refreshed");
+    notify(
+        "login_without_refresh_token",
+        Level::Warn,
+        key,
+        "saved a credential without a refresh token: it cannot be refreshed",
+        || json!({}),
+    );
 }

@@ -25,6 +25,7 @@
 pub mod backend;
 mod error;
 mod events;
+pub mod interop;
 mod key;
 pub mod lock;
 mod mirror;

@@ -75,6 +75,10 @@ fn each_decision_emits_its_event_without_tokens() {
     let subscriber = tracing_subscriber::registry().with(captured.clone());
     // The core's runtime threads are not covered by a thread-local default.
     tracing::subscriber::set_global_default(subscriber).unwrap();
+    // The bindings' route: the same events as structured values.
+    let heard = Arc::new(Mutex::new(Vec::<oauth_lock::interop::Event>::new()));
+    let h = heard.clone();
+    let listener = oauth_lock::interop::add_listener(move |e| h.lock().unwrap().push(e.clone()));
 
     let d = tempfile::tempdir().unwrap();
     let store = Store::open(d.path()).unwrap();
@@ -174,7 +178,22 @@ fn each_decision_emits_its_event_without_tokens() {
             "no {want} event in {names:?}"
         );
     }
-    let all = captured.all();
+    let heard = std::mem::take(&mut *heard.lock().unwrap());
+    let heard_names: Vec<&str> = heard.iter().map(|e| e.event).collect();
+    assert_eq!(
+        heard_names, names,
+        "listeners hear what tracing sees, in order"
+    );
+    let refreshed = heard.iter().find(|e| e.event == "refreshed").unwrap();
+    assert_eq!(refreshed.key, "a");
+    assert_eq!(
+        refreshed.fields["old_refresh_token"],
+        oauth_lock::fingerprint("rt-secret-a")
+    );
+    assert!(oauth_lock::interop::remove_listener(listener));
+    assert!(!oauth_lock::interop::remove_listener(listener));
+    let heard_json = serde_json::to_string(&heard).unwrap();
+    let all = captured.all() + &heard_json;
     assert!(all.contains("key=a"), "events name the key: {all}");
     for secret in [
         "at-secret-a",

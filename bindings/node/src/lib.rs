@@ -1,0 +1,1 @@
+//! The Node addon behind the npm package `oauth-lock`.
