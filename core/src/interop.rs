@@ -156,6 +156,16 @@ where
     })
 }
 
+/// Runs `fut` on the core's runtime (rebuilt in a forked child), detached: for bindings
+/// that complete a foreign future or promise from a core future without blocking a thread
+/// of their own. It runs to completion even if nobody waits for it.
+pub fn spawn<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    drop(crate::runtime::process().runtime.spawn(fut));
+}
+
 /// An error as the bindings show it: `{"code", "code_number", "message", "key", "path",
 /// "oauth_error"}` (absent parts are `null`).
 pub fn error_json(err: &Error) -> Value {
@@ -214,6 +224,19 @@ mod tests {
         ] {
             assert_eq!(code(garbage.clone()), ErrorCode::Transient, "{garbage}");
         }
+    }
+
+    #[test]
+    fn spawned_futures_run_to_completion_unawaited() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tx.send(42).unwrap();
+        });
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(),
+            42
+        );
     }
 
     #[test]
