@@ -1,0 +1,98 @@
+//! `oauth_lock_token`: an access token handed to C, with its value and type as
+//! NUL-terminated strings that live as long as the handle.
+
+use crate::status::{invalid, Outcome};
+use oauth_lock_core::AccessToken;
+use std::ffi::{c_char, CString};
+use std::sync::OnceLock;
+
+/// An access token: its value, type, expiry and record generation.
+///
+/// Returned by the source calls; free it with `oauth_lock_token_free`. Immutable: it may be
+/// read from any number of threads at once. The strings its getters return live until it is
+/// freed. Never log the value; log `oauth_lock_token_fingerprint` instead.
+pub struct oauth_lock_token {
+    token: AccessToken,
+    /// `value NUL type NUL` in one allocation, so the hot path allocates twice, not three times.
+    text: Box<[u8]>,
+    fingerprint: OnceLock<CString>,
+}
+
+impl oauth_lock_token {
+    pub(crate) fn boxed(token: AccessToken) -> Outcome<*mut oauth_lock_token> {
+        let (value, kind) = (token.value().as_bytes(), token.token_type().as_bytes());
+        if value.contains(&0) || kind.contains(&0) {
+            return Err(invalid(
+                None,
+                "the token holds a NUL byte and cannot cross the C ABI".into(),
+            ));
+        }
+        let mut text = Vec::with_capacity(value.len() + kind.len() + 2);
+        text.extend_from_slice(value);
+        text.push(0);
+        text.extend_from_slice(kind);
+        text.push(0);
+        Ok(Box::into_raw(Box::new(oauth_lock_token {
+            token,
+            text: text.into_boxed_slice(),
+            fingerprint: OnceLock::new(),
+        })))
+    }
+}
+
+/// The token to send (e.g. `Authorization: Bearer <value>`), NUL-terminated. Owned by the
+/// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_value(token: *const oauth_lock_token) -> *const c_char {
+    match unsafe { token.as_ref() } {
+        Some(t) => t.text.as_ptr().cast(),
+        None => std::ptr::null(),
+    }
+}
+
+/// The token type ("Bearer" unless the provider said otherwise), NUL-terminated. Owned by the
+/// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_type(token: *const oauth_lock_token) -> *const c_char {
+    match unsafe { token.as_ref() } {
+        Some(t) => t.text[t.token.value().len() + 1..].as_ptr().cast(),
+        None => std::ptr::null(),
+    }
+}
+
+/// When the token expires, in Unix milliseconds; 0 when the provider gave no expiry (such a
+/// token is used until rejected) or `token` is NULL.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_expires_at_ms(token: *const oauth_lock_token) -> i64 {
+    unsafe { token.as_ref() }
+        .and_then(|t| t.token.expires_at_ms())
+        .unwrap_or(0)
+}
+
+/// The record generation the token came from (it rises by one on every write of the
+/// record); 0 if `token` is NULL.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_generation(token: *const oauth_lock_token) -> u64 {
+    unsafe { token.as_ref() }.map_or(0, |t| t.token.generation())
+}
+
+/// The token's fingerprint (first 8 hex digits of its SHA-256), safe to log. Owned by the
+/// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_fingerprint(token: *const oauth_lock_token) -> *const c_char {
+    match unsafe { token.as_ref() } {
+        Some(t) => t
+            .fingerprint
+            .get_or_init(|| CString::new(t.token.fingerprint()).unwrap_or_default())
+            .as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// Frees a token and the strings its getters returned. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn oauth_lock_token_free(token: *mut oauth_lock_token) {
+    if !token.is_null() {
+        drop(unsafe { Box::from_raw(token) });
+    }
+}
