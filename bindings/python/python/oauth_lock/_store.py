@@ -31,12 +31,17 @@ __all__ = [
 Seconds = Union[timedelta, float, int]
 
 
-def _seconds(value: Optional[Seconds]) -> Optional[float]:
+def _seconds(value: Optional[Seconds], name: str = "duration") -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, timedelta):
         return value.total_seconds()
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            f"{name} must be a timedelta or a number of seconds, not {type(value).__name__}"
+        ) from None
 
 
 def _when(ms: Optional[int]) -> Optional[datetime]:
@@ -120,7 +125,7 @@ class OAuth2:
             config["extra_params"] = dict(self.extra_params)
         if self.headers:
             config["headers"] = dict(self.headers)
-        timeout = _seconds(self.timeout)
+        timeout = _seconds(self.timeout, "timeout")
         if timeout is not None:
             config["timeout_ms"] = round(timeout * 1000)
         return config
@@ -330,9 +335,9 @@ class Store:
             key,
             oauth2=oauth2,
             callback=callback,
-            refresh_margin=_seconds(refresh_margin),
-            lock_timeout=_seconds(lock_timeout),
-            refresh_timeout=_seconds(refresh_timeout),
+            refresh_margin=_seconds(refresh_margin, "refresh_margin"),
+            lock_timeout=_seconds(lock_timeout, "lock_timeout"),
+            refresh_timeout=_seconds(refresh_timeout, "refresh_timeout"),
         )
 
     def save(
@@ -363,7 +368,7 @@ class Store:
         credential.update(
             access_token=access_token,
             refresh_token=refresh_token,
-            expires_in=_seconds(expires_in),
+            expires_in=_seconds(expires_in, "expires_in"),
             expires_at_ms=None if expires_at is None else round(expires_at.timestamp() * 1000),
             token_type=token_type,
             scope=scope,
