@@ -308,7 +308,12 @@ def test_the_event_loop_runs_while_an_async_call_waits(mock: Mock, store: oauth_
     log_in(mock, store, "k", expires_in=0)
     fd = open(lock_path(store, "k"), "a")
     fcntl.flock(fd, fcntl.LOCK_EX)
-    threading.Timer(0.5, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), fd.close())).start()
+
+    def release() -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        fd.close()
+
+    threading.Timer(0.5, release).start()
 
     async def main() -> int:
         ticks = 0

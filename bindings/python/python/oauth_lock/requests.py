@@ -33,7 +33,7 @@ class Auth(AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.source.access_token()
         r.headers["Authorization"] = token.authorization
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
         return r
 
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
