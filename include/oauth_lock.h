@@ -102,9 +102,11 @@ typedef struct oauth_lock_store oauth_lock_store;
 
 // An access token: its value, type, expiry and record generation.
 //
-// Returned by the source calls; free it with `oauth_lock_token_free`. Immutable: it may be
-// read from any number of threads at once. The strings its getters return live until it is
-// freed. Never log the value; log `oauth_lock_token_fingerprint` instead.
+// Returned by the source calls; free each returned pointer once with
+// `oauth_lock_token_free`. Immutable: it may be read from any number of threads at once.
+// The strings its getters return live until it is freed. Calls that hand out the same
+// cached token may return the same pointer (it is reference-counted): still free each one.
+// Never log the value; log `oauth_lock_token_fingerprint` instead.
 typedef struct oauth_lock_token oauth_lock_token;
 
 // An event listener: called with `event_json`, one decision event as a JSON object
@@ -455,7 +457,8 @@ int64_t oauth_lock_token_expires_at_ms(const struct oauth_lock_token *token);
 // token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
 const char *oauth_lock_token_fingerprint(const struct oauth_lock_token *token);
 
-// Frees a token and the strings its getters returned. NULL is a no-op.
+// Frees a token returned by this library and the strings its getters returned. NULL is a
+// no-op.
 void oauth_lock_token_free(struct oauth_lock_token *token);
 
 // The record generation the token came from (it rises by one on every write of the

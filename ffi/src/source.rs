@@ -7,6 +7,7 @@ use crate::refresher::{
 use crate::status::{arg, guard, json_arg, oauth_lock_code, out, text, Failure, Outcome};
 use crate::store::{in_context, oauth_lock_store};
 use crate::token::oauth_lock_token;
+use arc_swap::ArcSwapOption;
 use oauth_lock_core::{interop, AccessToken, Refresher, SourceOptions, TokenSource};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
@@ -20,6 +21,22 @@ use std::time::Duration;
 /// their cached token within the process.
 pub struct oauth_lock_source {
     inner: TokenSource,
+    /// The last token handed out, so that the hot path returns the same handle (a
+    /// reference-count increment) instead of allocating C strings on every call.
+    last: ArcSwapOption<oauth_lock_token>,
+}
+
+impl oauth_lock_source {
+    fn handle(&self, token: AccessToken) -> Outcome<Arc<oauth_lock_token>> {
+        if let Some(last) = &*self.last.load() {
+            if last.holds(&token) {
+                return Ok(last.clone());
+            }
+        }
+        let fresh = oauth_lock_token::new(token)?;
+        self.last.store(Some(fresh.clone()));
+        Ok(fresh)
+    }
 }
 
 /// Tuning of a source, in milliseconds. Fill it with `oauth_lock_source_options_default`,
@@ -86,7 +103,11 @@ fn make_source(
     out_source: *mut *mut oauth_lock_source,
 ) -> Outcome {
     let inner = store.inner.source_with_options(key, refresher, options)?;
-    unsafe { *out_source = Box::into_raw(Box::new(oauth_lock_source { inner })) };
+    let source = oauth_lock_source {
+        inner,
+        last: ArcSwapOption::empty(),
+    };
+    unsafe { *out_source = Box::into_raw(Box::new(source)) };
     Ok(())
 }
 
@@ -220,8 +241,8 @@ fn token_call(
             }
             other => other,
         })?;
-        let token = oauth_lock_token::boxed(token)?;
-        unsafe { *out_token = token };
+        let token = source.handle(token)?;
+        unsafe { *out_token = oauth_lock_token::into_raw(token) };
         Ok(())
     })
 }

@@ -245,8 +245,8 @@ pub extern "C" fn oauth_lock_store_verify(
         let store = unsafe { arg(store, "store")? };
         let key = unsafe { text(key, "key", None)? };
         let out_token = out(out_token, "out_token")?;
-        let token = oauth_lock_token::boxed(store.inner.verify_blocking(key)?)?;
-        unsafe { *out_token = token };
+        let token = oauth_lock_token::new(store.inner.verify_blocking(key)?)?;
+        unsafe { *out_token = oauth_lock_token::into_raw(token) };
         Ok(())
     })
 }

@@ -4,22 +4,24 @@
 use crate::status::{invalid, Outcome};
 use oauth_lock_core::AccessToken;
 use std::ffi::{c_char, CString};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// An access token: its value, type, expiry and record generation.
 ///
-/// Returned by the source calls; free it with `oauth_lock_token_free`. Immutable: it may be
-/// read from any number of threads at once. The strings its getters return live until it is
-/// freed. Never log the value; log `oauth_lock_token_fingerprint` instead.
+/// Returned by the source calls; free each returned pointer once with
+/// `oauth_lock_token_free`. Immutable: it may be read from any number of threads at once.
+/// The strings its getters return live until it is freed. Calls that hand out the same
+/// cached token may return the same pointer (it is reference-counted): still free each one.
+/// Never log the value; log `oauth_lock_token_fingerprint` instead.
 pub struct oauth_lock_token {
     token: AccessToken,
-    /// `value NUL type NUL` in one allocation, so the hot path allocates twice, not three times.
+    /// `value NUL type NUL`, built once per token, not per call.
     text: Box<[u8]>,
     fingerprint: OnceLock<CString>,
 }
 
 impl oauth_lock_token {
-    pub(crate) fn boxed(token: AccessToken) -> Outcome<*mut oauth_lock_token> {
+    pub(crate) fn new(token: AccessToken) -> Outcome<Arc<oauth_lock_token>> {
         let (value, kind) = (token.value().as_bytes(), token.token_type().as_bytes());
         if value.contains(&0) || kind.contains(&0) {
             return Err(invalid(
@@ -32,11 +34,22 @@ impl oauth_lock_token {
         text.push(0);
         text.extend_from_slice(kind);
         text.push(0);
-        Ok(Box::into_raw(Box::new(oauth_lock_token {
+        Ok(Arc::new(oauth_lock_token {
             token,
             text: text.into_boxed_slice(),
             fingerprint: OnceLock::new(),
-        })))
+        }))
+    }
+
+    /// Whether this handle holds the very token `other` (the same core allocation).
+    pub(crate) fn holds(&self, other: &AccessToken) -> bool {
+        std::ptr::eq(self.token.value(), other.value())
+            && self.token.generation() == other.generation()
+    }
+
+    /// The pointer handed to C; `oauth_lock_token_free` takes its reference back.
+    pub(crate) fn into_raw(this: Arc<oauth_lock_token>) -> *mut oauth_lock_token {
+        Arc::into_raw(this).cast_mut()
     }
 }
 
@@ -89,10 +102,11 @@ pub extern "C" fn oauth_lock_token_fingerprint(token: *const oauth_lock_token) -
     }
 }
 
-/// Frees a token and the strings its getters returned. NULL is a no-op.
+/// Frees a token returned by this library and the strings its getters returned. NULL is a
+/// no-op.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_free(token: *mut oauth_lock_token) {
     if !token.is_null() {
-        drop(unsafe { Box::from_raw(token) });
+        drop(unsafe { Arc::from_raw(token.cast_const()) });
     }
 }

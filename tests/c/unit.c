@@ -380,6 +380,14 @@ static void source_access_token_and_getters(void) {
   const char *fp = oauth_lock_token_fingerprint(t);
   CHECK(fp && strlen(fp) == 8 && strcmp(fp, "at-fresh") != 0);
   CHECK(fp == oauth_lock_token_fingerprint(t)); /* owned by the token, computed once */
+  /* The cached token may come back as the same (reference-counted) handle: each returned
+   * pointer is freed once, and one stays valid after the other is freed. */
+  oauth_lock_token *again = NULL;
+  CHECK_OK(oauth_lock_source_access_token(src, &again));
+  oauth_lock_token_free(t);
+  CHECK(strcmp(oauth_lock_token_value(again), "at-fresh") == 0);
+  CHECK(strcmp(oauth_lock_token_fingerprint(again), "") != 0);
+  t = again;
   oauth_lock_token_free(t);
   /* A token with no known expiry: 0. */
   CHECK(save("noexp", "{\"access_token\":\"forever\",\"refresh_token\":\"r\"}"));
