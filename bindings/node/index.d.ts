@@ -61,6 +61,12 @@ export declare class NativeTokenSource {
   get path(): string
   /** The process's fresh token, or `null` when getting one needs the slow path. */
   cached(): AccessToken | null
+  /**
+   * The hot path's question: 0 = no fresh token (take the async path), 1 = the fresh token
+   * is the one `cached()` last returned (the JS layer hands back the object it holds, so no
+   * native object is built per call), 2 = a different fresh token (call `cached()`).
+   */
+  cachedState(): number
   accessToken(): Promise<AccessToken>
   reject(token: string): Promise<AccessToken>
   accessTokenValidFor(ms: number): Promise<AccessToken>

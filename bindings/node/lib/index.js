@@ -149,6 +149,9 @@ function wrapRefresher(refresher) {
 /** A credential's valid access tokens; `accessToken()` is free while the token is fresh. */
 class TokenSource {
   #native;
+  // The AccessToken that the native cached() last returned: handed back while it is still
+  // the process's fresh token (see NativeTokenSource.cachedState).
+  #last = null;
 
   constructor(nativeSource) {
     this.#native = nativeSource;
@@ -163,8 +166,15 @@ class TokenSource {
   }
 
   async accessToken() {
-    const cached = this.#native.cached();
-    if (cached !== null) return cached;
+    switch (this.#native.cachedState()) {
+      case 1:
+        return this.#last;
+      case 2: {
+        const cached = this.#native.cached();
+        this.#last = cached;
+        if (cached !== null) return cached;
+      }
+    }
     return settle(this.#native.accessToken());
   }
 

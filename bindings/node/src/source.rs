@@ -5,15 +5,21 @@
 use crate::errors::IntoNapi;
 use napi_derive::napi;
 use oauth_lock::TokenSource;
+use std::sync::Mutex;
 
 #[napi]
 pub struct NativeTokenSource {
     inner: TokenSource,
+    /// What `cached()` last returned to JS.
+    last: Mutex<Option<oauth_lock::AccessToken>>,
 }
 
 impl NativeTokenSource {
     pub fn new(inner: TokenSource) -> Self {
-        NativeTokenSource { inner }
+        NativeTokenSource {
+            inner,
+            last: Mutex::new(None),
+        }
     }
 }
 
@@ -32,7 +38,26 @@ impl NativeTokenSource {
     /// The process's fresh token, or `null` when getting one needs the slow path.
     #[napi]
     pub fn cached(&self) -> Option<AccessToken> {
-        self.inner.cached().map(AccessToken::from)
+        let token = self.inner.cached();
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        token.map(AccessToken::from)
+    }
+
+    /// The hot path's question: 0 = no fresh token (take the async path), 1 = the fresh token
+    /// is the one `cached()` last returned (the JS layer hands back the object it holds, so no
+    /// native object is built per call), 2 = a different fresh token (call `cached()`).
+    #[napi]
+    pub fn cached_state(&self) -> u32 {
+        match self.inner.cached() {
+            None => 0,
+            Some(t) => {
+                let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                match last.as_ref() {
+                    Some(l) if l.generation() == t.generation() && l.value() == t.value() => 1,
+                    _ => 2,
+                }
+            }
+        }
     }
 
     #[napi]

@@ -146,3 +146,16 @@ test('the addon loads in worker_threads', async () => {
   const mine = (await store.source('w').accessToken()).value;
   assert.deepEqual(values, [mine, mine, mine]);
 });
+
+test('the hot path hands out a new login even at the same generation', async () => {
+  const store = new Store(tempDir());
+  await store.save('relogin', { access_token: 'first', refresh_token: 'r1', expires_in: 3600 });
+  const source = store.source('relogin', undefined, { revalidateMs: 0 });
+  const a = await source.accessToken();
+  assert.equal(await source.accessToken(), a, 'the same object while the token is unchanged');
+  await store.clear('relogin');
+  await store.save('relogin', { access_token: 'second', refresh_token: 'r2', expires_in: 3600 });
+  const b = await source.accessToken();
+  assert.equal(b.generation, a.generation, 'a new record starts at the same generation');
+  assert.equal(b.value, 'second');
+});
