@@ -467,5 +467,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStore>()?;
     m.add_class::<PySource>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The core's codes, so that a test can hold the exception classes to them.
+    let codes: Vec<(&str, u8)> = oauth_lock::ErrorCode::ALL
+        .iter()
+        .map(|c| (c.as_str(), c.number()))
+        .collect();
+    m.add("CODES", codes)?;
     Ok(())
 }

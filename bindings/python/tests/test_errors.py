@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Type
 import pytest
 
 import oauth_lock
+from oauth_lock import _native
 from conftest import MockFactory
 from support import Mock, lock_path, log_in, post_json, record_bytes
 
@@ -47,6 +48,7 @@ def test_codes_are_numbered_in_design_order() -> None:
         oauth_lock.Insecure,
     ]
     assert [c.code_number for c in classes] == list(range(1, 12))
+    assert [(c.code, c.code_number) for c in classes] == _native.CODES, "one class per core code"
     assert issubclass(oauth_lock.Io, OSError) and issubclass(oauth_lock.InvalidArgument, ValueError)
     assert [c for c in classes if c.retryable] == [oauth_lock.Transient, oauth_lock.Busy]
 

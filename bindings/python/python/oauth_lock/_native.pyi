@@ -4,9 +4,11 @@
 import asyncio
 import os
 from datetime import datetime
-from typing import Any, Callable, Optional, Union, final
+from typing import Any, Callable, List, Optional, Tuple, Union, final
 
 __version__: str
+
+CODES: List[Tuple[str, int]]
 
 def _init(
     make_error: Callable[[str], BaseException],
