@@ -196,14 +196,18 @@ def soak_asyncio(store_dir: str, key: str, url: str, seconds: float, tasks: int)
     return dict(out)
 
 
-def reject_after_401(store_dir: str, key: str, url: str) -> Tuple[int, int, str]:
-    """One process: a token, a 401 from /resource with it, reject, the resource again."""
+def reject_after_401(
+    store_dir: str, key: str, url: str, barrier: Any, results: Any
+) -> None:
+    """One process: a token, a 401 from /resource with it, then (once every process has seen
+    its 401) reject, and the resource again. Puts (first, second, fingerprint) on `results`."""
     source = oauth_lock.Store(store_dir).source(key)
     token = source.access_token()
     first = get_status(url + "/resource", token.value)
+    barrier.wait(timeout=30)
     fresh = source.reject(token)
     second = get_status(url + "/resource", fresh.value)
-    return first, second, fresh.fingerprint
+    results.put((first, second, fresh.fingerprint))
 
 
 def mock_refresher(token_url: str) -> oauth_lock.Refresher:

@@ -90,8 +90,19 @@ def test_reject_after_a_401_refreshes_once_across_processes(mock: Mock, store_di
     store = oauth_lock.Store(store_dir)
     log_in(mock, store, "k")
     mock.revoke_access_tokens()
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        results = pool.starmap(reject_after_401, [(str(store_dir), "k", mock.url)] * 8)
+    ctx = multiprocessing.get_context("fork")
+    # Each process sees its 401 before any of them rejects: 8 rejects of one token.
+    barrier, queue = ctx.Barrier(8), ctx.Queue()
+    procs = [
+        ctx.Process(target=reject_after_401, args=(str(store_dir), "k", mock.url, barrier, queue))
+        for _ in range(8)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
     assert [(a, b) for a, b, _ in results] == [(401, 200)] * 8
     assert len({fp for _, _, fp in results}) == 1
     assert mock.stats()["refreshes"] == 1
