@@ -3,7 +3,10 @@
  * family on any replay). Asserted at the provider's /stats: 0 replays, 0 revoked families,
  * 0 invalid_grant, and exactly one refresh per rotation committed to the record.
  *
- * Usage: multiprocess STORE_DIR MOCK_URL PROCESSES THREADS SECONDS */
+ * Usage: multiprocess STORE_DIR MOCK_URL PROCESSES THREADS SECONDS
+ *        multiprocess --client STORE_DIR MOCK_URL THREADS SECONDS
+ * The second form is one client process, no login and no assertions at the provider: the
+ * C process beside the JVMs in bindings/jvm's MultiProcessTest, which asserts the counts. */
 #include "support.h"
 
 #include <pthread.h>
@@ -98,7 +101,21 @@ static long long generation(oauth_lock_store *store) {
   return g;
 }
 
+/* One client process beside other languages' processes: prints its counts; exit 1 on errors. */
+static int client_only(const char *dir, const char *mock_url, int threads, double seconds) {
+  if (threads < 1 || threads > 64) return 2;
+  mock = mock_url;
+  deadline = now_s() + seconds;
+  counts c = run_process(dir, threads);
+  printf("c pid %d: calls %ld ok %ld recovered %ld errors %ld\n", getpid(), c.calls,
+         c.resource_ok, c.recovered_401, c.errors);
+  return c.errors == 0 && c.calls > 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 6 && strcmp(argv[1], "--client") == 0) {
+    return client_only(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
+  }
   if (argc != 6) {
     fprintf(stderr, "usage: %s STORE_DIR MOCK_URL PROCESSES THREADS SECONDS\n", argv[0]);
     return 2;

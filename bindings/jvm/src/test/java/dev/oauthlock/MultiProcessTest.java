@@ -35,10 +35,10 @@ class MultiProcessTest {
 
   /** Compiles the C side (against the committed header and the cargo-built library). */
   Path compileCLoop() throws Exception {
-    Path exe = dir.resolve("soak_loop");
+    Path exe = dir.resolve("multiprocess");
     Process cc = new ProcessBuilder("cc", "-std=c11", "-Wall", "-Wextra", "-pthread", "-O1",
         "-I" + repo().resolve("include"), "-I" + repo().resolve("tests/c"),
-        repo().resolve("bindings/jvm/src/test/c/soak_loop.c").toString(),
+        repo().resolve("tests/c/multiprocess.c").toString(),
         "-L" + libDir(), "-loauth_lock", "-Wl,-rpath," + libDir(), "-o", exe.toString())
         .inheritIO().start();
     assertEquals(0, cc.waitFor(), "cc failed");
@@ -61,7 +61,7 @@ class MultiProcessTest {
             storeDir.toString(), mock.url, "soak", "" + THREADS, "" + SECONDS)
             .redirectError(ProcessBuilder.Redirect.INHERIT).start());
       }
-      procs.add(new ProcessBuilder(exe.toString(), storeDir.toString(), mock.url, "soak",
+      procs.add(new ProcessBuilder(exe.toString(), "--client", storeDir.toString(), mock.url,
           "" + THREADS, "" + SECONDS).redirectError(ProcessBuilder.Redirect.INHERIT).start());
       List<String> lines = new ArrayList<>();
       for (Process p : procs) {
