@@ -112,7 +112,7 @@ typedef struct oauth_lock_token oauth_lock_token;
 // An event listener: called with `event_json`, one decision event as a JSON object
 // `{"event": "refreshed"|"adopted"|"lock_waited"|"refresh_deferred"|"invalid_grant"|
 // "race_recovered"|"needs_login"|"downgrade_refused"|"login_without_refresh_token",
-// "level": "info"|"warn", "key", "message", "fields": {...}}` (tokens appear only as
+// "level": "info"|"warn", "key", "path", "message", "fields": {...}}` (tokens appear only as
 // fingerprints). `event_json` is owned by the library and valid only during the call.
 //
 // Called on whatever library or caller thread made the decision, possibly on several

@@ -4,6 +4,7 @@
 use once_cell::sync::Lazy;
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -23,6 +24,8 @@ pub struct Event {
     pub event: &'static str,
     pub level: Level,
     pub key: String,
+    /// The record file: tells apart the stores of one process.
+    pub path: String,
     pub message: &'static str,
     /// The event's other fields (generation, ms, fingerprints, reason, ...).
     pub fields: Map<String, Value>,
@@ -61,6 +64,7 @@ fn notify(
     event: &'static str,
     level: Level,
     key: &str,
+    path: &Path,
     message: &'static str,
     fields: impl FnOnce() -> Value,
 ) {
@@ -75,6 +79,7 @@ fn notify(
         event,
         level,
         key: key.to_owned(),
+        path: path.display().to_string(),
         message,
         fields,
     };
@@ -85,100 +90,116 @@ fn notify(
     }
 }
 
-pub(crate) fn adopted(key: &str, generation: u64, authoritative: bool) {
-    info!(target: "oauth_lock", event = "adopted", key, generation, under_lock = authoritative, "another process refreshed; adopted its token");
+pub(crate) fn adopted(key: &str, path: &Path, generation: u64, authoritative: bool) {
+    info!(target: "oauth_lock", event = "adopted", key, path = %path.display(), generation, under_lock = authoritative, "another process refreshed; adopted its token");
     notify(
         "adopted",
         Level::Info,
         key,
+        path,
         "another process refreshed; adopted its token",
         || json!({"generation": generation, "under_lock": authoritative}),
     );
 }
 
-pub(crate) fn refreshed(key: &str, generation: u64, old_rt: &str, new_rt: &str, ms: u64) {
-    info!(target: "oauth_lock", event = "refreshed", key, generation, old_refresh_token = old_rt, new_refresh_token = new_rt, ms, "refreshed and committed");
+pub(crate) fn refreshed(
+    key: &str,
+    path: &Path,
+    generation: u64,
+    old_rt: &str,
+    new_rt: &str,
+    ms: u64,
+) {
+    info!(target: "oauth_lock", event = "refreshed", key, path = %path.display(), generation, old_refresh_token = old_rt, new_refresh_token = new_rt, ms, "refreshed and committed");
     notify(
         "refreshed",
         Level::Info,
         key,
+        path,
         "refreshed and committed",
         || json!({"generation": generation, "old_refresh_token": old_rt, "new_refresh_token": new_rt, "ms": ms}),
     );
 }
 
-pub(crate) fn lock_waited(key: &str, ms: f64) {
-    info!(target: "oauth_lock", event = "lock_waited", key, ms, "waited for the credential's lock");
+pub(crate) fn lock_waited(key: &str, path: &Path, ms: f64) {
+    info!(target: "oauth_lock", event = "lock_waited", key, path = %path.display(), ms, "waited for the credential's lock");
     notify(
         "lock_waited",
         Level::Info,
         key,
+        path,
         "waited for the credential's lock",
         || json!({"ms": ms}),
     );
 }
 
-pub(crate) fn refresh_deferred(key: &str, reason: &str) {
-    warn!(target: "oauth_lock", event = "refresh_deferred", key, reason, "refresh failed transiently; the current access token is still valid and is used");
+pub(crate) fn refresh_deferred(key: &str, path: &Path, reason: &str) {
+    warn!(target: "oauth_lock", event = "refresh_deferred", key, path = %path.display(), reason, "refresh failed transiently; the current access token is still valid and is used");
     notify(
         "refresh_deferred",
         Level::Warn,
         key,
+        path,
         "refresh failed transiently; the current access token is still valid and is used",
         || json!({"reason": reason}),
     );
 }
 
-pub(crate) fn invalid_grant(key: &str, refresh_token: &str, oauth_error: &str) {
-    warn!(target: "oauth_lock", event = "invalid_grant", key, refresh_token, oauth_error, "the provider rejected the refresh token; marked needs_login");
+pub(crate) fn invalid_grant(key: &str, path: &Path, refresh_token: &str, oauth_error: &str) {
+    warn!(target: "oauth_lock", event = "invalid_grant", key, path = %path.display(), refresh_token, oauth_error, "the provider rejected the refresh token; marked needs_login");
     notify(
         "invalid_grant",
         Level::Warn,
         key,
+        path,
         "the provider rejected the refresh token; marked needs_login",
         || json!({"refresh_token": refresh_token, "oauth_error": oauth_error}),
     );
 }
 
-pub(crate) fn race_recovered(key: &str, generation: u64) {
-    info!(target: "oauth_lock", event = "race_recovered", key, generation, "the refresh token was rotated by another writer; adopted it");
+pub(crate) fn race_recovered(key: &str, path: &Path, generation: u64) {
+    info!(target: "oauth_lock", event = "race_recovered", key, path = %path.display(), generation, "the refresh token was rotated by another writer; adopted it");
     notify(
         "race_recovered",
         Level::Info,
         key,
+        path,
         "the refresh token was rotated by another writer; adopted it",
         || json!({"generation": generation}),
     );
 }
 
-pub(crate) fn needs_login(key: &str, reason: &str) {
-    info!(target: "oauth_lock", event = "needs_login", key, reason, "the credential needs a login");
+pub(crate) fn needs_login(key: &str, path: &Path, reason: &str) {
+    info!(target: "oauth_lock", event = "needs_login", key, path = %path.display(), reason, "the credential needs a login");
     notify(
         "needs_login",
         Level::Info,
         key,
+        path,
         "the credential needs a login",
         || json!({"reason": reason}),
     );
 }
 
-pub(crate) fn downgrade_refused(key: &str) {
-    warn!(target: "oauth_lock", event = "downgrade_refused", key, "refused to replace a credential that has a refresh token with one that has none");
+pub(crate) fn downgrade_refused(key: &str, path: &Path) {
+    warn!(target: "oauth_lock", event = "downgrade_refused", key, path = %path.display(), "refused to replace a credential that has a refresh token with one that has none");
     notify(
         "downgrade_refused",
         Level::Warn,
         key,
+        path,
         "refused to replace a credential that has a refresh token with one that has none",
         || json!({}),
     );
 }
 
-pub(crate) fn login_without_refresh_token(key: &str) {
-    warn!(target: "oauth_lock", event = "login_without_refresh_token", key, "saved a credential without a refresh token: it cannot be refreshed");
+pub(crate) fn login_without_refresh_token(key: &str, path: &Path) {
+    warn!(target: "oauth_lock", event = "login_without_refresh_token", key, path = %path.display(), "saved a credential without a refresh token: it cannot be refreshed");
     notify(
         "login_without_refresh_token",
         Level::Warn,
         key,
+        path,
         "saved a credential without a refresh token: it cannot be refreshed",
         || json!({}),
     );

@@ -450,7 +450,7 @@ impl Leader {
             .generation()
             .is_some_and(|g| record.generation > g)
         {
-            events::adopted(self.key(), record.generation, under_lock);
+            events::adopted(self.key(), &self.slot.path, record.generation, under_lock);
         }
     }
 
@@ -482,7 +482,7 @@ impl Leader {
             ),
             None => "the credential is marked needs_login; log in again".to_owned(),
         };
-        events::needs_login(self.key(), &reason);
+        events::needs_login(self.key(), &self.slot.path, &reason);
         Error::needs_login(reason)
     }
 
@@ -517,7 +517,11 @@ impl Leader {
             .await
             .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
         if locked.waited() > Duration::ZERO {
-            events::lock_waited(self.key(), locked.waited().as_secs_f64() * 1000.0);
+            events::lock_waited(
+                self.key(),
+                &self.slot.path,
+                locked.waited().as_secs_f64() * 1000.0,
+            );
         }
         // 4: the authoritative read.
         let Some((record, version)) = locked.read()? else {
@@ -537,7 +541,7 @@ impl Leader {
 
     fn gone(&self) -> Error {
         self.slot.forget();
-        events::needs_login(self.key(), "no credential is stored");
+        events::needs_login(self.key(), &self.slot.path, "no credential is stored");
         Error::needs_login("no credential is stored under this key; log in (save) first")
     }
 
@@ -574,7 +578,7 @@ impl Leader {
                 && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
             {
                 (record, version) = adopt_mirror(locked, &record, m)?;
-                events::adopted(self.key(), record.generation, true);
+                events::adopted(self.key(), &self.slot.path, record.generation, true);
                 if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
                     return self.token_of(record, Some(version), true);
                 }
@@ -582,7 +586,7 @@ impl Leader {
         }
         loop {
             let Some(old_rt) = record.refresh_token.clone() else {
-                events::needs_login(self.key(), "no refresh token");
+                events::needs_login(self.key(), &self.slot.path, "no refresh token");
                 self.slot.install(record, Some(version), true);
                 return Err(Error::needs_login(
                     "the credential has no refresh token and its access token is not fresh",
@@ -636,6 +640,7 @@ impl Leader {
                         .unwrap_or_default();
                     events::refreshed(
                         self.key(),
+                        &self.slot.path,
                         next.generation,
                         &old_rt.fingerprint(),
                         &new_rt,
@@ -650,7 +655,11 @@ impl Leader {
                             && now_record.refresh_token != record.refresh_token;
                         if rotated && !recovered && now_record.state == State::Ok {
                             recovered = true;
-                            events::race_recovered(self.key(), now_record.generation);
+                            events::race_recovered(
+                                self.key(),
+                                &self.slot.path,
+                                now_record.generation,
+                            );
                             if self.mode.accepts(&now_record, now_ms(), self.margin_ms()) {
                                 return self.token_of(now_record, Some(v), true);
                             }
@@ -668,7 +677,7 @@ impl Leader {
                     if let (Some(m), false) = (from_mirror, recovered) {
                         recovered = true;
                         (record, version) = adopt_mirror(locked, &record, m)?;
-                        events::race_recovered(self.key(), record.generation);
+                        events::race_recovered(self.key(), &self.slot.path, record.generation);
                         if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
                             return self.token_of(record, Some(version), true);
                         }
@@ -680,7 +689,12 @@ impl Leader {
                         | Error::Terminal { description, .. } => description.clone(),
                         _ => None,
                     };
-                    events::invalid_grant(self.key(), &old_rt.fingerprint(), &oauth_error);
+                    events::invalid_grant(
+                        self.key(),
+                        &self.slot.path,
+                        &old_rt.fingerprint(),
+                        &oauth_error,
+                    );
                     let mut dead = record.clone();
                     dead.mark_needs_login(&oauth_error, description, now_ms());
                     dead.stamp(record.generation, now_ms());
@@ -709,7 +723,7 @@ impl Leader {
                         Mode::Force => false,
                     };
                     if still_usable {
-                        events::refresh_deferred(self.key(), &e.to_string());
+                        events::refresh_deferred(self.key(), &self.slot.path, &e.to_string());
                         return self.token_of(record, Some(version), true);
                     }
                     return Err(e);

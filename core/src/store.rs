@@ -223,12 +223,18 @@ impl Store {
     ) -> Result<Status> {
         let key = Key::new(key)?;
         let path = self.backend.location(&key);
-        self.save_inner(&key, credential, options)
+        self.save_inner(&key, &path, credential, options)
             .map_err(|e| e.with_context(key.as_str(), &path))?;
         self.status(key.as_str())
     }
 
-    fn save_inner(&self, key: &Key, credential: Credential, options: SaveOptions) -> Result<()> {
+    fn save_inner(
+        &self,
+        key: &Key,
+        path: &Path,
+        credential: Credential,
+        options: SaveOptions,
+    ) -> Result<()> {
         let Credential {
             tokens,
             refresh,
@@ -259,13 +265,13 @@ impl Store {
         };
         let had_refresh_token = existing.as_ref().is_some_and(|r| r.refresh_token.is_some());
         if had_refresh_token && tokens.refresh_token.is_none() && !options.allow_downgrade {
-            events::downgrade_refused(key.as_str());
+            events::downgrade_refused(key.as_str(), path);
             return Err(Error::Downgrade {
                 ctx: Default::default(),
             });
         }
         if tokens.refresh_token.is_none() {
-            events::login_without_refresh_token(key.as_str());
+            events::login_without_refresh_token(key.as_str(), path);
         }
         let now = now_ms();
         let previous = existing.as_ref().map_or(0, |r| r.generation);

@@ -187,6 +187,10 @@ fn each_decision_emits_its_event_without_tokens() {
     let refreshed = heard.iter().find(|e| e.event == "refreshed").unwrap();
     assert_eq!(refreshed.key, "a");
     assert_eq!(
+        refreshed.path,
+        d.path().join("a.json").display().to_string()
+    );
+    assert_eq!(
         refreshed.fields["old_refresh_token"],
         oauth_lock::fingerprint("rt-secret-a")
     );

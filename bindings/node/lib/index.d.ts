@@ -174,6 +174,8 @@ export interface OAuthLockEvent {
   event: string;
   level: 'info' | 'warn';
   key: string;
+  /** The record file (in the store's directory). */
+  path: string;
   message: string;
   fields: Record<string, unknown>;
 }
@@ -194,7 +196,7 @@ export declare class TokenSource {
 }
 
 export interface StoreOptions {
-  /** Called with every oauth-lock event of this process (same as `store.on('event', fn)`). */
+  /** Called with every oauth-lock event of this store's credentials in this process (same as `store.on('event', fn)`). */
   onEvent?: (event: OAuthLockEvent) => void;
 }
 

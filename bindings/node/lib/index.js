@@ -5,6 +5,7 @@
 
 const { EventEmitter } = require('node:events');
 const { inspect } = require('node:util');
+const { dirname } = require('node:path');
 const native = require('../index.js');
 
 // The napi errors that carry a core error start with this, followed by its JSON.
@@ -199,7 +200,7 @@ class TokenSource {
   }
 }
 
-/** A directory of credentials shared by every process that opens it. Emits `'event'`. */
+/** A directory of credentials shared by every process that opens it. Emits `'event'` for its credentials. */
 class Store extends EventEmitter {
   #native;
   #listenerId = null;
@@ -213,7 +214,11 @@ class Store extends EventEmitter {
     // One native listener while anyone listens for 'event'; none otherwise.
     this.on('newListener', (name) => {
       if (name === 'event' && this.#listenerId === null) {
-        this.#listenerId = native.addEventListener((event) => this.emit('event', event));
+        // The core's listeners hear every store of the process; this store's are in its dir.
+        const dir = this.path;
+        this.#listenerId = native.addEventListener((event) => {
+          if (dirname(event.path) === dir) this.emit('event', event);
+        });
       }
     });
     this.on('removeListener', (name) => {

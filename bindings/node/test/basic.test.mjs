@@ -85,6 +85,8 @@ test('inspect, JSON and events never show a token', async () => {
   const onEvents = [];
   const listener = (e) => onEvents.push(e);
   store.on('event', listener);
+  const otherEvents = [];
+  const other = new Store(tempDir(), { onEvent: (e) => otherEvents.push(e) });
   const login = await loginAndSave(store, mock, 'secret', 0);
   const token = await store.source('secret').accessToken();
   await new Promise((r) => setTimeout(r, 50)); // events arrive through the event loop
@@ -99,6 +101,9 @@ test('inspect, JSON and events never show a token', async () => {
   const refreshed = events.find((e) => e.event === 'refreshed');
   assert.ok(refreshed, `a refreshed event: ${JSON.stringify(events)}`);
   assert.equal(refreshed.key, 'secret');
+  assert.equal(refreshed.path, store.pathOf('secret'));
+  assert.deepEqual(otherEvents, [], "another store's listener hears none of this store's events");
+  other.removeAllListeners('event');
   assert.equal(refreshed.level, 'info');
   assert.equal(refreshed.fields.generation, 2);
   assert.ok(events.some((e) => e.event === 'refreshed'), 'onEvent got it');

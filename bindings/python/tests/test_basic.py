@@ -167,6 +167,7 @@ def test_events_go_to_the_logging_logger_without_tokens(
     assert "refreshed" in events and events["refreshed"].levelno == logging.INFO
     assert events["refreshed"].name == "oauth_lock" and "k" in events["refreshed"].getMessage()
     assert events["downgrade_refused"].levelno == logging.WARNING
+    assert getattr(events["refreshed"], "oauth_lock_path") == str(store.path_of("k"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert token.value not in text
     raw = json.loads(record_bytes(store, "k"))

@@ -32,6 +32,7 @@ def _on_event(event_json: str) -> None:
         extra={
             "oauth_lock_event": e["event"],
             "oauth_lock_key": e["key"],
+            "oauth_lock_path": e["path"],
             "oauth_lock_fields": e["fields"],
         },
     )

@@ -14,13 +14,14 @@ import java.util.logging.Logger;
  * @param event the event's name
  * @param level {@code "info"} or {@code "warn"}
  * @param key the credential's key
+ * @param path the credential's record file (which store it belongs to)
  * @param message a human-readable sentence
  * @param fields the event's details
  * @param json the whole event as JSON
  */
 public record Event(
-    String event, String level, String key, String message, Map<String, Object> fields,
-    String json) {
+    String event, String level, String key, String path, String message,
+    Map<String, Object> fields, String json) {
 
   /** A registered listener; {@link #close()} stops it (twice is fine). */
   public interface Subscription extends AutoCloseable {
@@ -36,6 +37,7 @@ public record Event(
         (String) m.get("event"),
         (String) m.get("level"),
         (String) m.get("key"),
+        (String) m.get("path"),
         (String) m.get("message"),
         f instanceof Map ? (Map<String, Object>) f : Map.of(),
         json);

@@ -201,6 +201,7 @@ class BasicTest {
     for (Event e : seen) {
       names.add(e.event());
       assertEquals("k", e.key());
+      assertEquals(store.pathOf("k").toString(), e.path());
       assertTrue(e.json().startsWith("{"));
     }
     assertTrue(names.contains("refreshed"), names.toString());
