@@ -106,18 +106,18 @@ pub(crate) fn refreshed(
     key: &str,
     path: &Path,
     generation: u64,
-    old_rt: &str,
-    new_rt: &str,
+    old_rt_fingerprint: &str,
+    new_rt_fingerprint: &str,
     ms: u64,
 ) {
-    info!(target: "oauth_lock", event = "refreshed", key, path = %path.display(), generation, old_refresh_token = old_rt, new_refresh_token = new_rt, ms, "refreshed and committed");
+    info!(target: "oauth_lock", event = "refreshed", key, path = %path.display(), generation, old_refresh_token = old_rt_fingerprint, new_refresh_token = new_rt_fingerprint, ms, "refreshed and committed");
     notify(
         "refreshed",
         Level::Info,
         key,
         path,
         "refreshed and committed",
-        || json!({"generation": generation, "old_refresh_token": old_rt, "new_refresh_token": new_rt, "ms": ms}),
+        || json!({"generation": generation, "old_refresh_token": old_rt_fingerprint, "new_refresh_token": new_rt_fingerprint, "ms": ms}),
     );
 }
 
@@ -145,15 +145,15 @@ pub(crate) fn refresh_deferred(key: &str, path: &Path, reason: &str) {
     );
 }
 
-pub(crate) fn invalid_grant(key: &str, path: &Path, refresh_token: &str, oauth_error: &str) {
-    warn!(target: "oauth_lock", event = "invalid_grant", key, path = %path.display(), refresh_token, oauth_error, "the provider rejected the refresh token; marked needs_login");
+pub(crate) fn invalid_grant(key: &str, path: &Path, rt_fingerprint: &str, oauth_error: &str) {
+    warn!(target: "oauth_lock", event = "invalid_grant", key, path = %path.display(), refresh_token = rt_fingerprint, oauth_error, "the provider rejected the refresh token; marked needs_login");
     notify(
         "invalid_grant",
         Level::Warn,
         key,
         path,
         "the provider rejected the refresh token; marked needs_login",
-        || json!({"refresh_token": refresh_token, "oauth_error": oauth_error}),
+        || json!({"refresh_token": rt_fingerprint, "oauth_error": oauth_error}),
     );
 }
 
