@@ -3,9 +3,8 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::record::Record;
-use crate::refresher::{classify_oauth_error, OAuth2, OAuth2Config, Refresher};
+use crate::refresher::{classify_oauth_error, refresher_fn, OAuth2, OAuth2Config, Refresher};
 use crate::tokens::TokenFields;
-use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::Arc;
@@ -110,19 +109,6 @@ pub fn refresh_failure_code(
     }
 }
 
-struct JsonRefresher<F>(F);
-
-impl<F, Fut> Refresher for JsonRefresher<F>
-where
-    F: Fn(Value) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Value>> + Send + 'static,
-{
-    fn refresh<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<TokenFields>> {
-        let pending = (self.0)(callback_credential(record));
-        Box::pin(async move { callback_answer(&pending.await?) })
-    }
-}
-
 /// A refresher from an async callback that takes [`callback_credential`] JSON and answers
 /// as [`callback_answer`] reads it (the Node binding's promise-returning functions).
 pub fn json_refresher<F, Fut>(f: F) -> Arc<dyn Refresher>
@@ -130,7 +116,10 @@ where
     F: Fn(Value) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value>> + Send + 'static,
 {
-    Arc::new(JsonRefresher(f))
+    refresher_fn(move |record| {
+        let pending = f(callback_credential(&record));
+        async move { callback_answer(&pending.await?) }
+    })
 }
 
 /// A refresher from a blocking callback (C functions, Python callables): it runs on a

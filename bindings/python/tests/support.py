@@ -155,9 +155,10 @@ def _resource_loop(
     conn.close()
 
 
-def soak_threads(store_dir: str, key: str, url: str, seconds: float, threads: int) -> Dict[str, int]:
-    """One process: `threads` threads calling access_token() + /resource until the deadline."""
-    source = oauth_lock.Store(store_dir).source(key)
+def _threads_on(
+    source: oauth_lock.TokenSource, url: str, seconds: float, threads: int
+) -> Dict[str, int]:
+    """`threads` threads calling access_token() + /resource on `source` until the deadline."""
     deadline = time.monotonic() + seconds
     counters = [Counter[str]() for _ in range(threads)]
     workers = [
@@ -168,6 +169,12 @@ def soak_threads(store_dir: str, key: str, url: str, seconds: float, threads: in
     for w in workers:
         w.join()
     return dict(sum(counters, Counter[str]()))
+
+
+def soak_threads(store_dir: str, key: str, url: str, seconds: float, threads: int) -> Dict[str, int]:
+    """One process: `threads` threads calling access_token() + /resource until the deadline."""
+    source = oauth_lock.Store(store_dir).source(key)
+    return _threads_on(source, url, seconds, threads)
 
 
 def soak_asyncio(store_dir: str, key: str, url: str, seconds: float, tasks: int) -> Dict[str, int]:
@@ -235,16 +242,7 @@ def soak_callback(
 ) -> Dict[str, int]:
     """One process: threads asking a source whose refresher is a Python callable."""
     source = oauth_lock.Store(store_dir).source(key, mock_refresher(url + "/oauth/token"))
-    deadline = time.monotonic() + seconds
-    counters = [Counter[str]() for _ in range(threads)]
-    workers = [
-        threading.Thread(target=_resource_loop, args=(source, url, deadline, c)) for c in counters
-    ]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return dict(sum(counters, Counter[str]()))
+    return _threads_on(source, url, seconds, threads)
 
 
 def token_fingerprint(store_dir: str, key: str, url: str) -> Tuple[str, int]:
