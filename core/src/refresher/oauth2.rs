@@ -227,44 +227,53 @@ impl OAuth2 {
                 without_url(&e)
             ))
         })?;
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
-            let has_token = body
-                .as_ref()
-                .and_then(|b| b.get("access_token"))
-                .is_some_and(Value::is_string);
-            return match body.filter(|_| has_token) {
-                Some(b) => TokenFields::from_json(&b, &[]).map_err(|m| {
-                    Error::transient(format!(
-                        "{url} answered HTTP {status} with a malformed token response: {m}"
-                    ))
-                }),
-                None => Err(Error::transient(format!(
-                    "{url} answered HTTP {status} with a body that is not an OAuth token response"
-                ))),
-            };
-        }
-        let oauth_error = body
+        parse_token_response(url, status, &bytes)
+    }
+}
+
+/// Reads a token endpoint's answer (RFC 6749 §5.1, §5.2): token fields on success, else an
+/// error classified by HTTP status and the OAuth `error` field. Pure, so that it can be
+/// tested and fuzzed without a server; messages name the URL, never a token.
+pub(crate) fn parse_token_response(
+    url: &str,
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<TokenFields> {
+    let body: Option<Value> = serde_json::from_slice(bytes).ok();
+    if status.is_success() {
+        let has_token = body
             .as_ref()
-            .and_then(|b| b.get("error"))
-            .and_then(Value::as_str);
-        let description = body
-            .as_ref()
-            .and_then(|b| b.get("error_description"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        match oauth_error {
-            _ if status.is_server_error() || status.as_u16() == 429 => {
-                Err(Error::transient(format!(
-                    "{url} answered HTTP {status}{}",
-                    oauth_error.map(|e| format!(" ({e})")).unwrap_or_default()
-                )))
-            }
-            Some(error) => Err(classify_oauth_error(error, description)),
+            .and_then(|b| b.get("access_token"))
+            .is_some_and(Value::is_string);
+        return match body.filter(|_| has_token) {
+            Some(b) => TokenFields::from_json(&b, &[]).map_err(|m| {
+                Error::transient(format!(
+                    "{url} answered HTTP {status} with a malformed token response: {m}"
+                ))
+            }),
             None => Err(Error::transient(format!(
-                "{url} answered HTTP {status} with a body that is not an OAuth error"
+                "{url} answered HTTP {status} with a body that is not an OAuth token response"
             ))),
-        }
+        };
+    }
+    let oauth_error = body
+        .as_ref()
+        .and_then(|b| b.get("error"))
+        .and_then(Value::as_str);
+    let description = body
+        .as_ref()
+        .and_then(|b| b.get("error_description"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match oauth_error {
+        _ if status.is_server_error() || status.as_u16() == 429 => Err(Error::transient(format!(
+            "{url} answered HTTP {status}{}",
+            oauth_error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ))),
+        Some(error) => Err(classify_oauth_error(error, description)),
+        None => Err(Error::transient(format!(
+            "{url} answered HTTP {status} with a body that is not an OAuth error"
+        ))),
     }
 }
 
@@ -334,6 +343,82 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
         let err = OAuth2Config::new("not a url", "c").validate().unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    }
+
+    fn answer(status: u16, body: &str) -> Result<TokenFields> {
+        let status = reqwest::StatusCode::from_u16(status).unwrap();
+        parse_token_response("https://auth.example.com/t", status, body.as_bytes())
+    }
+
+    fn code(status: u16, body: &str) -> ErrorCode {
+        answer(status, body).unwrap_err().code()
+    }
+
+    #[test]
+    fn token_response_success_keeps_every_field() {
+        let f = answer(
+            200,
+            r#"{"access_token":"at-1","refresh_token":"rt-1","expires_in":"60","token_type":"Bearer","account":{"id":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(f.access_token.unwrap().expose(), "at-1");
+        assert_eq!(f.refresh_token.unwrap().expose(), "rt-1");
+        assert_eq!(f.expires_in_ms, Some(60_000));
+        assert_eq!(f.extra["account"]["id"], 7);
+    }
+
+    #[test]
+    fn token_response_errors_are_classified_by_status_then_oauth_error() {
+        assert_eq!(
+            code(400, r#"{"error":"invalid_grant"}"#),
+            ErrorCode::InvalidGrant
+        );
+        assert_eq!(
+            code(401, r#"{"error":"invalid_client"}"#),
+            ErrorCode::Terminal
+        );
+        assert_eq!(
+            code(400, r#"{"error":"temporarily_unavailable"}"#),
+            ErrorCode::Transient
+        );
+        assert_eq!(
+            code(500, r#"{"error":"invalid_grant"}"#),
+            ErrorCode::Transient
+        );
+        assert_eq!(
+            code(429, r#"{"error":"invalid_grant"}"#),
+            ErrorCode::Transient
+        );
+        assert_eq!(code(400, "<html>bad gateway</html>"), ErrorCode::Transient);
+        assert_eq!(code(400, r#"{"error":7}"#), ErrorCode::Transient);
+        assert_eq!(code(200, r#"{"token":"x"}"#), ErrorCode::Transient);
+        assert_eq!(code(200, r#"{"access_token":""}"#), ErrorCode::Transient);
+        assert_eq!(code(200, r#"["access_token"]"#), ErrorCode::Transient);
+        assert_eq!(code(302, ""), ErrorCode::Transient);
+    }
+
+    #[test]
+    fn token_response_messages_name_the_url_never_a_token() {
+        let err = answer(
+            200,
+            r#"{"access_token":"at-secret-1","refresh_token":"rt-secret-2","expires_in":"soon"}"#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("https://auth.example.com/t"), "{msg}");
+        assert!(msg.contains("expires_in"), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+        let msg = answer(
+            503,
+            r#"{"error":"server_error","refresh_token":"rt-secret-3"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("503 Service Unavailable (server_error)"),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret"), "{msg}");
     }
 
     #[test]
