@@ -25,6 +25,9 @@
 pub mod backend;
 mod error;
 mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interop;
 mod key;
 pub mod lock;
