@@ -167,11 +167,15 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
         f.write_all(bytes)?;
         f.sync_all()?;
         let meta = f.metadata()?;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::hit("before-rename");
         fs::rename(&tmp, path)?;
         Ok::<_, std::io::Error>(Version::of(&meta))
     })();
     match written {
         Ok(v) => {
+            #[cfg(feature = "fault-injection")]
+            crate::fault::hit("before-dir-sync");
             sync_dir(dir).map_err(|e| Error::io("syncing the store directory", dir, &e))?;
             Ok(v)
         }

@@ -25,6 +25,8 @@
 pub mod backend;
 mod error;
 mod events;
+#[cfg(feature = "fault-injection")]
+mod fault;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

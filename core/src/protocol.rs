@@ -516,6 +516,8 @@ impl Leader {
         let mut locked = tokio::task::spawn_blocking(move || backend.lock(&k, timeout))
             .await
             .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::hit("locked");
         if locked.waited() > Duration::ZERO {
             events::lock_waited(
                 self.key(),
@@ -609,6 +611,8 @@ impl Leader {
             };
             match outcome {
                 Ok(fields) => {
+                    #[cfg(feature = "fault-injection")]
+                    crate::fault::hit("answered");
                     if fields.access_token.is_none() {
                         return Err(Error::invalid("the refresher returned no access_token"));
                     }
