@@ -9,6 +9,11 @@ one refresh per rotation (see ROTATION_BOUND). Asserted at the clients: every wo
 made calls (each language, and Node's main thread and worker threads apart), and had no
 error; every status answer parsed and generations never went backwards.
 
+Each worker prints one JSON line, the shape of the CLI worker's WorkerReport
+(cli/src/demo.rs): calls (access-token calls, failed ones included), errors (by code),
+resource_ok, resource_unauthorized (401s), rejects, latencies_ns (a sample of access-token
+call times: the table's p50 and p99).
+
 Run by scripts/test-torture, which builds everything and passes the built workers in:
 OAUTH_LOCK_CLI (the CLI), TORTURE_C_WORKER (workers/c_worker.c, compiled), TORTURE_JAVA_CP
 (workers/TortureWorker.class + the oauth-lock jar + JNA), TORTURE_LIB_DIR (where
@@ -375,37 +380,59 @@ def test_every_language_on_one_credential_never_replays(
         print(summary(ws, side, stats, rotations))
         print()
 
-    # Every worker ran, reported, and exited cleanly.
-    broken = [
-        f"{w.lang} (exit {w.proc.returncode if w.proc else '?'}): {w.stderr[-2000:] or w.stdout[-500:]}"
-        for w in ws
-        if w.report is None or (w.proc is not None and w.proc.returncode != 0)
-    ]
-    assert not broken, "workers failed or printed no report:\n" + "\n".join(broken)
-    # Every language took part: calls > 0 for each (and for Node's two kinds of thread).
-    for lang in LANGS:
-        calls = sum(w.report["calls"] for w in ws if w.lang == lang and w.report)
-        assert calls > 0, f"{lang} made no call"
-    for w in ws:
-        assert w.report is not None and w.report["calls"] > 0, f"a {w.lang} process made no call"
-    node = next(w.report for w in ws if w.lang == "node" and w.report)
-    assert node["parts"]["async"] > 0 and node["parts"]["worker_threads"] > 0, node["parts"]
-    # No errors at the clients.
-    errors = {w.lang: w.report["errors"] for w in ws if w.report and w.report["errors"]}
-    assert not errors, f"client errors: {errors}"
-    # The side processes.
-    assert side.saves == 1 and not side.save_errors, side.save_errors
-    assert side.status_polls >= 20 and not side.status_errors, side.status_errors[:5]
+    # Every check is made and every failed one reported together, so that a broken run
+    # shows all it broke (a replay at the provider and the clients' errors it caused).
+    failed: List[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            failed.append(what)
+
     # The provider: nothing spent twice, nobody logged out, one refresh per rotation.
-    assert stats["replays"] == 0, stats
-    assert stats["revoked_families"] == 0, stats
-    assert stats["invalid_grants"] == 0, stats
-    assert stats["bad_requests"] == 0, stats
-    assert stats["token_requests"] == stats["refreshes"], stats
-    assert stats["logins"] == 2, stats
-    assert 0 <= stats["refreshes"] - rotations <= ROTATION_BOUND, (stats, rotations)
+    check(stats["replays"] == 0, f"{stats['replays']} replays at the provider")
+    check(stats["revoked_families"] == 0, f"{stats['revoked_families']} families revoked")
+    check(stats["invalid_grants"] == 0, f"{stats['invalid_grants']} invalid_grant answers")
+    check(stats["bad_requests"] == 0, f"{stats['bad_requests']} bad token requests")
+    check(
+        stats["token_requests"] == stats["refreshes"],
+        f"{stats['token_requests']} token requests for {stats['refreshes']} refreshes",
+    )
+    check(stats["logins"] == 2, f"{stats['logins']} logins, want 2 (the first and the re-login)")
+    check(
+        0 <= stats["refreshes"] - rotations <= ROTATION_BOUND,
+        f"{stats['refreshes']} refreshes for {rotations} rotations (bound {ROTATION_BOUND})",
+    )
+    # Every worker ran, reported, and exited cleanly.
+    for w in ws:
+        if w.report is None or (w.proc is not None and w.proc.returncode != 0):
+            code = w.proc.returncode if w.proc else "?"
+            failed.append(
+                f"{w.lang} worker exited {code}, report {'printed' if w.report else 'missing'}: "
+                f"{(w.stderr or w.stdout)[-1500:]}"
+            )
+    # Every language took part: calls > 0 for each process (and Node's two kinds of thread).
+    for lang in LANGS:
+        for w in ws:
+            if w.lang == lang:
+                check(w.report is not None and w.report["calls"] > 0, f"a {lang} process made no call")
+    node = next((w.report for w in ws if w.lang == "node" and w.report), None)
+    check(
+        node is not None and node["parts"]["async"] > 0 and node["parts"]["worker_threads"] > 0,
+        f"node: a kind of thread made no call: {node and node['parts']}",
+    )
+    # No errors at the clients.
+    for w in ws:
+        if w.report and w.report["errors"]:
+            pid = w.proc.pid if w.proc else "?"
+            failed.append(f"{w.lang} pid {pid} errors: {w.report['errors']}")
+    # The side processes.
+    check(side.saves == 1 and not side.save_errors, f"the re-login failed: {side.save_errors}")
+    check(side.status_polls >= 20, f"only {side.status_polls} status polls")
+    check(not side.status_errors, f"status loop: {side.status_errors[:5]}")
     # It was a torture, not a quiet run: tokens rotated all along, 401s happened and were
     # answered with rejects.
-    assert rotations >= SECONDS / 2, f"only {rotations} rotations in {SECONDS:g} s of 1 s tokens"
-    assert side.revocations >= 3 and stats["resource_unauthorized"] > 0, (side, stats)
-    assert sum(w.report["rejects"] for w in ws if w.report) > 0
+    check(rotations >= SECONDS / 2, f"only {rotations} rotations in {SECONDS:g} s of 1 s tokens")
+    check(side.revocations >= 3, f"only {side.revocations} revocations")
+    check(stats["resource_unauthorized"] > 0, "no 401 at /resource")
+    check(sum(w.report["rejects"] for w in ws if w.report) > 0, "no reject")
+    assert not failed, "the torture run failed:\n- " + "\n- ".join(failed)

@@ -121,9 +121,13 @@ public final class TortureWorker {
     while (System.nanoTime() < deadline) {
       try {
         long started = System.nanoTime();
-        AccessToken token = source.accessToken();
-        t.latency(System.nanoTime() - started);
-        t.calls++;
+        AccessToken token;
+        try {
+          token = source.accessToken();
+        } finally {
+          t.latency(System.nanoTime() - started);
+          t.calls++;
+        }
         int status = get(http, resource, token);
         int rejects = 0;
         while (status == 401 && rejects < MAX_REJECTS) {

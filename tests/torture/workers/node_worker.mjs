@@ -44,9 +44,13 @@ async function loop(source, resource, end, t) {
   while (Date.now() < end) {
     try {
       const started = process.hrtime.bigint();
-      let token = await source.accessToken();
-      latency(t, Number(process.hrtime.bigint() - started));
-      t.calls += 1;
+      let token;
+      try {
+        token = await source.accessToken();
+      } finally {
+        latency(t, Number(process.hrtime.bigint() - started));
+        t.calls += 1;
+      }
       let status = await get(token);
       let rejects = 0;
       while (status === 401 && rejects < MAX_REJECTS) {

@@ -100,9 +100,11 @@ def run_threads(dir: str, key: str, url: str, seconds: float, n: int) -> Dict[st
         while time.monotonic() < deadline:
             try:
                 started = time.perf_counter_ns()
-                token = source.access_token()
-                tally.latency(time.perf_counter_ns() - started)
-                tally.counts["calls"] += 1
+                try:
+                    token = source.access_token()
+                finally:
+                    tally.latency(time.perf_counter_ns() - started)
+                    tally.counts["calls"] += 1
                 status = get(token)
                 rejects = 0
                 while status == 401 and rejects < MAX_REJECTS:
@@ -140,9 +142,11 @@ def run_asyncio(dir: str, key: str, url: str, seconds: float, n: int) -> Dict[st
         while time.monotonic() < deadline:
             try:
                 started = time.perf_counter_ns()
-                token = await source.access_token_async()
-                tally.latency(time.perf_counter_ns() - started)
-                tally.counts["calls"] += 1
+                try:
+                    token = await source.access_token_async()
+                finally:
+                    tally.latency(time.perf_counter_ns() - started)
+                    tally.counts["calls"] += 1
                 status = await get(token)
                 rejects = 0
                 while status == 401 and rejects < MAX_REJECTS:
