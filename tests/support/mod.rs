@@ -199,3 +199,65 @@ pub fn login_and_save(mock: &Mock, dir: &Path, key: &str, expires_in: Option<f64
 pub fn record(dir: &Path, stem: &str) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.json"))).unwrap()).unwrap()
 }
+
+/// Whether nobody holds the credential's lock: a non-blocking exclusive `flock` on
+/// `<stem>.lock` succeeds (and is released at once). A missing lock file counts as free.
+pub fn lock_is_free(dir: &Path, stem: &str) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::File::open(dir.join(format!("{stem}.lock"))) else {
+        return true;
+    };
+    // SAFETY: flock on a descriptor we own; closing the file releases it.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Whether some thread of process `pid` is blocked in the `flock` system call (read from
+/// `/proc/PID/task/*/syscall`); `None` when the kernel does not tell.
+pub fn blocked_in_flock(pid: u32) -> Option<bool> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut readable = false;
+    for task in tasks.flatten() {
+        let Ok(line) = std::fs::read_to_string(task.path().join("syscall")) else {
+            continue;
+        };
+        readable = true;
+        let number = line.split_whitespace().next().unwrap_or("");
+        if number.parse::<i64>().ok() == Some(libc::SYS_flock) {
+            return Some(true);
+        }
+    }
+    readable.then_some(false)
+}
+
+/// Waits for `child` at most `limit`; `None` if it is still running.
+pub fn wait_timeout(
+    child: &mut Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Temp files (`.<stem>.json.*.tmp`) that a writer killed between creating and renaming left.
+pub fn temp_files(dir: &Path, stem: &str) -> Vec<String> {
+    let prefix = format!(".{stem}.json.");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix) && n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
