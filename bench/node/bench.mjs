@@ -1,7 +1,8 @@
 // The Node benchmark (scripts/bench-node): figures, not tests. In one run: accessToken()'s
 // hot path beside a trivial napi async call and beside a hand-written proper-lockfile
-// routine's per-call re-read, and the hand-off latency to a process blocked behind a
-// refresh — oauth-lock's kernel-blocking lock vs proper-lockfile's retry polling.
+// routine's per-call re-read, a cold read, and the hand-off latency to a process blocked
+// behind a refresh — oauth-lock's kernel-blocking lock vs proper-lockfile's retry polling.
+// Writes JSON for bench/report.py: `node bench.mjs OUT_JSON [quick]`.
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
@@ -21,8 +22,6 @@ const lockfile = require('proper-lockfile');
 export const PL_RETRIES = { retries: 100, factor: 1.3, minTimeout: 5, maxTimeout: 100 };
 
 const now = () => process.hrtime.bigint();
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A fresh token record, as the hand-written routine stores it. */
@@ -47,7 +46,7 @@ export async function handToken(file, refresh) {
   }
 }
 
-/** ns per call of `f` over `n` sequential awaited calls, median of `rounds`. */
+/** ns per call of `f` over `n` sequential awaited calls, one sample per round. */
 async function perCall(f, n, rounds) {
   for (let i = 0; i < n; i++) await f(); // warm-up
   const per = [];
@@ -56,10 +55,24 @@ async function perCall(f, n, rounds) {
     for (let i = 0; i < n; i++) await f();
     per.push(Number(now() - t0) / n);
   }
-  return median(per);
+  return per;
 }
 
-async function hotPaths(dir) {
+/** One measurement for the JSON file: sorted samples and their summary. */
+function measurement(label, samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    label,
+    median_ns: s[Math.floor(s.length / 2)],
+    p99_ns: s[Math.round((s.length - 1) * 0.99)],
+    min_ns: s[0],
+    max_ns: s[s.length - 1],
+    n: s.length,
+    samples_ns: s,
+  };
+}
+
+async function hotPaths(dir, scale, rounds) {
   const store = new Store(dir);
   await store.save('hot', { access_token: 'at-hot', refresh_token: 'rt-hot', expires_in: 3600 });
   const source = store.source('hot');
@@ -70,11 +83,29 @@ async function hotPaths(dir) {
     throw new Error('fresh: no refresh expected');
   };
   return {
-    accessToken: await perCall(() => source.accessToken(), 200_000, 15),
-    noop: await perCall(() => native.benchNoop(), 20_000, 15),
-    resolved: await perCall(() => Promise.resolve(0), 200_000, 15),
-    hand: await perCall(() => handToken(handFile, noRefresh), 5_000, 15),
+    accessToken: await perCall(() => source.accessToken(), 200_000 * scale, rounds),
+    noop: await perCall(() => native.benchNoop(), 20_000 * scale, rounds),
+    resolved: await perCall(() => Promise.resolve(0), 200_000 * scale, rounds),
+    hand: await perCall(() => handToken(handFile, noRefresh), 5_000 * scale, rounds),
   };
+}
+
+/** The first accessToken() of a key in this process, on a fresh record written directly (as
+ * another process's commit would be), so this process has never seen it. */
+async function coldReads(dir, n) {
+  const store = new Store(dir);
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const key = `cold-${i}`;
+    const t = Date.now();
+    const record = { format: 1, key, generation: 1, access_token: `at-${key}`, refresh_token: 'rt', issued_at_ms: t, expires_at_ms: t + 3_600_000 };
+    writeFileSync(store.pathOf(key), JSON.stringify(record));
+    const source = store.source(key);
+    const t0 = now();
+    await source.accessToken();
+    out.push(Number(now() - t0));
+  }
+  return out;
 }
 
 /** A child process that serves as the blocked loser: it answers {t} = when its call returned. */
@@ -137,7 +168,9 @@ async function handOffProperLockfile(dir, rounds) {
     writeFileSync(file, JSON.stringify({ access_token: `old-${i}`, refresh_token: `rt-${i}`, expires_at_ms: 0 }));
     const release = await lockfile.lock(file, { realpath: false });
     const blocked = b.ask({ kind: 'pl', file });
-    await sleep(100); // the loser is now polling the lock
+    // The loser is now polling the lock; release at a random phase of its backoff (which
+    // reaches maxTimeout, 100 ms), as a real refresh's duration would.
+    await sleep(100 + Math.random() * PL_RETRIES.maxTimeout);
     writeFileSync(`${file}.tmp`, handRecord(i));
     renameSync(`${file}.tmp`, file);
     await release();
@@ -168,26 +201,36 @@ async function loserMain() {
   });
 }
 
-const fmtNs = (ns) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(1)} µs` : `${Math.round(ns)} ns`);
-
 async function main() {
+  const [out, mode] = process.argv.slice(2);
+  const quick = mode === 'quick';
   const dir = join(mkdtempSync(join(tmpdir(), 'oauth-lock-bench-node-')), 'store');
-  const hot = await hotPaths(dir);
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 40);
+  const hot = await hotPaths(dir, quick ? 0.1 : 1, quick ? 3 : 15);
+  const cold = await coldReads(dir, quick ? 40 : 400);
+  const rounds = quick ? 10 : 40;
   const ours = await handOffOurs(dir, rounds);
   const pl = await handOffProperLockfile(dir, rounds);
-  const rows = [
-    ['hot path `await source.accessToken()` (cached, fresh)', fmtNs(hot.accessToken), `${(hot.accessToken / hot.noop).toFixed(2)}× the trivial napi async call (target ≤ 3×)`],
-    ['trivial napi async call `await benchNoop()`', fmtNs(hot.noop), 'the yardstick: any napi Promise costs this'],
-    ['`await Promise.resolve()` (for scale)', fmtNs(hot.resolved), ''],
-    ['peer: hand-written proper-lockfile routine, fresh (re-read + parse per call)', fmtNs(hot.hand), `oauth-lock is ${(hot.hand / hot.accessToken).toFixed(0)}× faster`],
-    ['hand-off to a process blocked behind a refresh: oauth-lock', fmtNs(median(ours)), `p99 ${fmtNs(pct(ours, 0.99))}, max ${fmtNs(Math.max(...ours))}; ${rounds} rounds`],
-    ['hand-off: proper-lockfile, retry polling', fmtNs(median(pl)), `p99 ${fmtNs(pct(pl, 0.99))}, max ${fmtNs(Math.max(...pl))}; ${rounds} rounds`],
-  ];
-  console.log(`Node ${process.version}, ${process.platform}-${process.arch}; proper-lockfile retries ${JSON.stringify(PL_RETRIES)}\n`);
-  console.log('| measurement | median | notes |');
-  console.log('| --- | ---: | --- |');
-  for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+  const m = {
+    hot: measurement('`await source.accessToken()`', hot.accessToken),
+    noop: measurement('trivial napi async call `await benchNoop()`', hot.noop),
+    resolved: measurement('`await Promise.resolve()`', hot.resolved),
+    peer_proper_lockfile: measurement('hand-written `proper-lockfile` routine, fresh (re-read + parse per call)', hot.hand),
+    cold_read: measurement('first `await accessToken()` of a fresh record', cold),
+    handoff: measurement("winner's commit → blocked process's `accessToken()` returns", ours),
+    peer_proper_lockfile_handoff: measurement('`proper-lockfile`: release → polling process returns the token', pl),
+  };
+  for (const [k, v] of Object.entries(m)) {
+    console.log(`node ${k.padEnd(28)} median ${v.median_ns.toFixed(1).padStart(14)} ns  p99 ${v.p99_ns.toFixed(1).padStart(14)} ns  (n ${v.n})`);
+  }
+  const plVersion = JSON.parse(readFileSync(require.resolve('proper-lockfile/package.json'), 'utf8')).version;
+  const doc = {
+    lang: 'node',
+    quick,
+    recorded_at_ms: Date.now(),
+    versions: { node: process.version, 'proper-lockfile': plVersion, 'proper-lockfile retries': JSON.stringify(PL_RETRIES) },
+    measurements: m,
+  };
+  writeFileSync(out, JSON.stringify(doc, null, 1));
 }
 
 if (process.argv[2] === 'loser') await loserMain();

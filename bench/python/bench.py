@@ -1,10 +1,13 @@
-"""The Python figures of docs/BENCHMARKS.md, measured in one run on one machine: the
-oauth_lock hot path (sync and asyncio), what Python users write by hand instead (a
-`filelock`-based re-read/refresh routine, msal-extensions' PersistedTokenCache with
-CrossPlatLock), and the hand-off to a caller blocked behind another writer's refresh
-(oauth-lock's kernel wait vs filelock's polling). Figures, not tests: nothing asserts a time.
+"""The Python figures of docs/BENCHMARKS.md, measured in one run on one machine and written as
+JSON for bench/report.py: the oauth_lock hot path (sync and asyncio), a cold read, what
+Python users write by hand instead (a `filelock`-based re-read/refresh routine,
+msal-extensions' PersistedTokenCache with and without its CrossPlatLock), and the hand-off to
+a caller blocked behind another writer's refresh (oauth-lock's kernel wait vs filelock's and
+CrossPlatLock's polling). Figures, not tests: nothing asserts a time.
 
-Run it with scripts/bench-python (release build)."""
+Run it with scripts/bench-python (release build): `bench.py OUT_JSON [quick]`, or
+`bench.py worker STORE MOCK KEY THREADS SECONDS` (one contention process, for
+bench/contention.py: threads taking a token and calling /resource, rejecting on 401)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
+import urllib.error
+import urllib.request
+
 import filelock
 import msal  # type: ignore[import-untyped]
 import msal_extensions  # type: ignore[import-untyped]
@@ -27,26 +33,28 @@ import msal_extensions  # type: ignore[import-untyped]
 import oauth_lock
 
 
-def per_call_ns(fn: Callable[[], object], calls: int, rounds: int) -> float:
-    """Median over `rounds` of the mean time per call in a loop of `calls`."""
+def per_call_ns(fn: Callable[[], object], calls: int, rounds: int) -> List[float]:
+    """The mean ns per call in each of `rounds` loops of `calls` (after one warm-up loop)."""
+    for _ in range(max(1, calls // 10)):
+        fn()
     samples = []
     for _ in range(rounds):
         start = time.perf_counter_ns()
         for _ in range(calls):
             fn()
         samples.append((time.perf_counter_ns() - start) / calls)
-    return statistics.median(samples)
+    return samples
 
 
-def async_per_call_ns(source: oauth_lock.TokenSource, calls: int, rounds: int) -> float:
-    async def main() -> float:
+def async_per_call_ns(source: oauth_lock.TokenSource, calls: int, rounds: int) -> List[float]:
+    async def main() -> List[float]:
         samples = []
         for _ in range(rounds):
             start = time.perf_counter_ns()
             for _ in range(calls):
                 await source.access_token_async()
             samples.append((time.perf_counter_ns() - start) / calls)
-        return statistics.median(samples)
+        return samples
 
     return asyncio.run(main())
 
@@ -92,6 +100,23 @@ def msal_cache(directory: Path) -> Tuple[Any, str]:
     return cache, str(directory / "msal_cache.bin.lockfile")
 
 
+def msal_write(persistence: Any, access_token: str) -> None:
+    """A refresh's write, as PersistedTokenCache.modify does it under CrossPlatLock (which the
+    caller here already holds): reload the persistence, add the token response, save."""
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(persistence.load())
+    cache.add(
+        {
+            "client_id": "my-app",
+            "scope": ["user.read"],
+            "token_endpoint": "https://login.example.com/common/oauth2/v2.0/token",
+            "response": {"access_token": access_token, "refresh_token": "rt-msal",
+                         "expires_in": 3600, "token_type": "Bearer"},
+        }
+    )
+    persistence.save(cache.serialize())
+
+
 def msal_read(cache: Any) -> str:
     found = list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=["user.read"]))
     return str(found[0]["secret"])
@@ -132,7 +157,7 @@ def handoff_ours(store: oauth_lock.Store, rounds: int) -> List[float]:
             released = time.perf_counter_ns()
             fcntl.flock(held, fcntl.LOCK_UN)
             t.join()
-        out.append((returned[0] - released) / 1000)
+        out.append(float(returned[0] - released))
     return out
 
 
@@ -154,26 +179,119 @@ def handoff_filelock(directory: Path, rounds: int) -> List[float]:
         released = time.perf_counter_ns()
         holder.release()
         t.join()
-        out.append((returned[0] - released) / 1000)
+        out.append(float(returned[0] - released))
     return out
 
 
-def pct(values: List[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(p * len(s)))]
+def handoff_msal(directory: Path, rounds: int) -> List[float]:
+    """The same with msal-extensions: another PersistedTokenCache (as another process has)
+    blocked in CrossPlatLock while the holder writes a new token through its own cache and
+    releases; the waiter then reads the new token. CrossPlatLock's waiter polls every 0.25 s."""
+    _, lockfile = msal_cache(directory)
+    persistence = msal_extensions.FilePersistence(str(directory / "msal_cache.bin"))
+    waiter_cache = msal_extensions.PersistedTokenCache(
+        msal_extensions.FilePersistence(str(directory / "msal_cache.bin"))
+    )
+    out = []
+    for i in range(rounds):
+        lock = msal_extensions.CrossPlatLock(lockfile)
+        lock.__enter__()
+        returned: List[int] = []
+        got: List[str] = []
+
+        def wait() -> None:
+            with msal_extensions.CrossPlatLock(lockfile):
+                got.append(msal_read(waiter_cache))
+            returned.append(time.perf_counter_ns())
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.02)
+        msal_write(persistence, f"at-msal-{i}")
+        released = time.perf_counter_ns()
+        lock.__exit__(None, None, None)
+        t.join()
+        assert got == [f"at-msal-{i}"], got
+        out.append(float(returned[0] - released))
+    return out
 
 
-def fmt_ns(ns: float) -> str:
-    return f"{ns:.0f} ns" if ns < 1000 else f"{ns / 1000:.1f} µs"
+def cold_reads(store: oauth_lock.Store, n: int) -> List[float]:
+    """The first access_token() of a key in this process, on a fresh record written directly
+    (as another process's commit would be), so this process has never seen it."""
+    out = []
+    for i in range(n):
+        key = f"cold-{i}"
+        now = int(time.time() * 1000)
+        record = {"format": 1, "key": key, "generation": 1, "access_token": f"at-{key}",
+                  "refresh_token": "rt", "issued_at_ms": now, "expires_at_ms": now + 3_600_000}
+        store.path_of(key).write_text(json.dumps(record))
+        source = store.source(key)
+        start = time.perf_counter_ns()
+        source.access_token()
+        out.append(float(time.perf_counter_ns() - start))
+    return out
 
 
-def fmt_us(us: float) -> str:
-    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.1f} ms"
+def worker(store_dir: str, mock: str, key: str, threads: int, seconds: float) -> None:
+    """One contention process: `threads` threads take a token and call /resource with it
+    until the deadline, rejecting the token on a 401. Prints {"calls", "errors"} as JSON."""
+    source = oauth_lock.Store(store_dir).source(key)
+    deadline = time.monotonic() + seconds
+    counts = {"calls": 0, "resource_ok": 0, "rejects": 0}
+    errors: Dict[str, int] = {}
+    guard = threading.Lock()
+
+    def status(token: str) -> int:
+        req = urllib.request.Request(mock + "/resource", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    def loop() -> None:
+        while time.monotonic() < deadline:
+            try:
+                token = source.access_token()
+                code = status(token.value)
+                if code == 401:
+                    token = source.reject(token.value)
+                    code = status(token.value)
+                with guard:
+                    counts["calls"] += 1
+                    counts["resource_ok"] += code == 200
+                    if code != 200:
+                        errors[f"http_{code}"] = errors.get(f"http_{code}", 0) + 1
+            except oauth_lock.Error as e:
+                with guard:
+                    errors[e.code] = errors.get(e.code, 0) + 1
+
+    running = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    print(json.dumps({**counts, "errors": errors}))
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
-    calls, rounds = (20_000, 3) if quick else (1_000_000, 7)
+def measurement(label: str, samples: List[float]) -> Dict[str, Any]:
+    s = sorted(samples)
+    return {
+        "label": label,
+        "median_ns": statistics.median(s),
+        "p99_ns": s[min(len(s) - 1, round((len(s) - 1) * 0.99))],
+        "min_ns": s[0],
+        "max_ns": s[-1],
+        "n": len(s),
+        "samples_ns": s,
+    }
+
+
+def main(out_path: str, quick: bool) -> None:
+    calls, rounds = (100_000, 3) if quick else (1_000_000, 7)
+    peer_calls = calls // 50
+    m: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         store = oauth_lock.Store(d / "store")
@@ -181,44 +299,71 @@ def main() -> None:
         source = store.source("bench")
         source.access_token()
 
-        hot = per_call_ns(source.access_token, calls, rounds)
-        cached = per_call_ns(source.cached, calls, rounds)
-        hot_async = async_per_call_ns(source, calls // 5, rounds)
+        m["hot"] = measurement("`source.access_token()`", per_call_ns(source.access_token, calls, rounds))
+        m["cached"] = measurement("`source.cached()`", per_call_ns(source.cached, calls, rounds))
+        m["hot_async"] = measurement(
+            "`await source.access_token_async()`", async_per_call_ns(source, calls // 5, rounds)
+        )
 
         fl_path = d / "fl.json"
         fl_path.write_text(json.dumps({"access_token": "at", "expires_at": time.time() + 3600}))
         lock = filelock.FileLock(str(fl_path) + ".lock")
-        peer_calls = calls // 50
-        fl = per_call_ns(lambda: filelock_token(fl_path, lock, no_refresh), peer_calls, rounds)
+        m["peer_filelock"] = measurement(
+            "`filelock` lock + re-read + unlock per call",
+            per_call_ns(lambda: filelock_token(fl_path, lock, no_refresh), peer_calls, rounds),
+        )
 
         cache, lockfile = msal_cache(d)
         assert msal_read(cache) == "at-msal"
-        ms_search = per_call_ns(lambda: msal_read(cache), peer_calls, rounds)
+        m["peer_msal_search"] = measurement(
+            "msal-extensions `PersistedTokenCache.search` per call (no lock)",
+            per_call_ns(lambda: msal_read(cache), peer_calls, rounds),
+        )
 
         def msal_locked() -> str:
             with msal_extensions.CrossPlatLock(lockfile):
                 return msal_read(cache)
 
-        ms_locked = per_call_ns(msal_locked, peer_calls, rounds)
+        m["peer_msal_locked"] = measurement(
+            "msal-extensions `CrossPlatLock` + `search` per call", per_call_ns(msal_locked, peer_calls, rounds)
+        )
 
-        handoff_rounds = 10 if quick else 100
-        ours = handoff_ours(store, handoff_rounds)
-        theirs = handoff_filelock(d, handoff_rounds // 2)
+        m["cold_read"] = measurement("first `access_token()` of a fresh record", cold_reads(store, 40 if quick else 400))
+        handoff_rounds = 20 if quick else 100
+        m["handoff"] = measurement(
+            "release → blocked `access_token()` returns", handoff_ours(store, handoff_rounds)
+        )
+        m["peer_filelock_handoff"] = measurement(
+            "`filelock`: release → blocked `acquire()` + re-read returns", handoff_filelock(d, handoff_rounds // 2)
+        )
+        (d / "msal").mkdir()
+        m["peer_msal_handoff"] = measurement(
+            "msal-extensions: release → blocked `CrossPlatLock` + `search` returns",
+            handoff_msal(d / "msal", 10 if quick else 40),
+        )
 
-    print(f"Python {sys.version.split()[0]}, oauth_lock {oauth_lock.__version__}, "
-          f"filelock {filelock.__version__}, msal-extensions {msal_extensions.__version__}")
-    print()
-    print("| measurement | median | notes |")
-    print("| --- | ---: | --- |")
-    print(f"| `source.access_token()` (cached, fresh) | {fmt_ns(hot)} | target < 1 µs |")
-    print(f"| `source.cached()` | {fmt_ns(cached)} |  |")
-    print(f"| `await source.access_token_async()` (cached, fresh) | {fmt_ns(hot_async)} | coroutine included |")
-    print(f"| peer: `filelock` lock + re-read + unlock per call | {fmt_ns(fl)} | {fl / hot:.0f}× oauth-lock |")
-    print(f"| peer: msal-extensions `PersistedTokenCache.search` | {fmt_ns(ms_search)} | {ms_search / hot:.0f}× oauth-lock (stat per call, no lock) |")
-    print(f"| peer: msal-extensions `CrossPlatLock` + `search` | {fmt_ns(ms_locked)} | {ms_locked / hot:.0f}× oauth-lock |")
-    print(f"| hand-off, oauth-lock (release → blocked `access_token()` returns) | {fmt_us(statistics.median(ours))} | p99 {fmt_us(pct(ours, 0.99))}, {len(ours)} rounds |")
-    print(f"| hand-off, `filelock` (release → blocked `acquire()` returns) | {fmt_us(statistics.median(theirs))} | p99 {fmt_us(pct(theirs, 0.99))}, {len(theirs)} rounds (polls every 50 ms) |")
+    for k, v in m.items():
+        print(f"python {k:<22} median {v['median_ns']:14.1f} ns  p99 {v['p99_ns']:14.1f} ns  (n {v['n']})")
+    doc = {
+        "lang": "python",
+        "quick": quick,
+        "recorded_at_ms": int(time.time() * 1000),
+        "versions": {
+            "python": sys.version.split()[0],
+            "oauth_lock": oauth_lock.__version__,
+            "filelock": filelock.__version__,
+            "msal": msal.__version__,
+            "msal-extensions": msal_extensions.__version__,
+            "msal-extensions lock": msal_extensions.CrossPlatLock.__module__,
+        },
+        "measurements": m,
+    }
+    Path(out_path).write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["worker"]:
+        _, _, store_dir, mock_url, key, threads, seconds = sys.argv
+        worker(store_dir, mock_url, key, int(threads), float(seconds))
+    else:
+        main(sys.argv[1], sys.argv[2:3] == ["quick"])

@@ -1,5 +1,6 @@
-//! `oauth-lock-bench`: the figures in docs/BENCHMARKS.md (medians over repeated runs, with a
-//! hand-written peer measured in the same run). Figures, not tests: nothing here asserts.
+//! `oauth-lock-bench`: the Rust figures of docs/BENCHMARKS.md (distributions over repeated
+//! runs, with a hand-written peer measured in the same run), written as JSON to
+//! `$BENCH_RESULTS/rust.json` for bench/report.py. Figures, not tests: nothing here asserts.
 
 use oauth_lock::lock::{blocked_waits, lock_exclusive};
 use oauth_lock::{Credential, SaveOptions, Store};
@@ -28,20 +29,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Median ns per call of `f` over `rounds` rounds of `iters` calls.
-fn per_call(rounds: usize, iters: u64, mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    median(&mut samples)
-}
-
 fn save(store: &Store, key: &str, v: serde_json::Value) {
     store
         .save_blocking(
@@ -60,61 +47,88 @@ fn fresh(store: &Store, key: &str) {
     );
 }
 
-struct Row(String, String, String);
+/// One measurement in `rust.json`: the distribution of `samples_ns` (per-round means for the
+/// per-call loops, one sample per round otherwise), summarised for the renderer.
+fn measurement(label: &str, samples: &[f64]) -> serde_json::Value {
+    let mut s = samples.to_vec();
+    json!({
+        "label": label,
+        "median_ns": median(&mut s),
+        "p99_ns": pct(&mut s, 0.99),
+        "min_ns": s[0],
+        "max_ns": s[s.len() - 1],
+        "n": s.len(),
+        "samples_ns": s,
+    })
+}
+
+/// Per-round mean ns per call of `f`: `rounds` rounds of `iters` calls.
+fn rounds_of(rounds: usize, iters: u64, mut f: impl FnMut()) -> Vec<f64> {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect()
+}
 
 fn main() {
+    // BENCH_QUICK=1: a smoke run with few rounds (figures are then only indicative).
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (rounds, calls) = if quick { (3, 100_000) } else { (15, 1_000_000) };
+    let scale = |full: usize| if quick { full / 10 } else { full };
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("store")).unwrap();
-    let mut rows = Vec::new();
+    let mut m = serde_json::Map::new();
 
     // Hot path.
     fresh(&store, "hot");
     let source = store.source("hot").unwrap();
     source.access_token_blocking().unwrap();
-    let blocking = per_call(15, 1_000_000, || {
+    let blocking = rounds_of(rounds, calls, || {
         black_box(source.access_token_blocking().unwrap());
     });
+    m.insert(
+        "hot".into(),
+        measurement("`access_token_blocking()`", &blocking),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let asynch = rt.block_on(async {
         let mut samples = Vec::new();
-        for _ in 0..15 {
+        for _ in 0..rounds {
             let t = Instant::now();
-            for _ in 0..1_000_000u64 {
+            for _ in 0..calls {
                 black_box(source.access_token().await.unwrap());
             }
-            samples.push(t.elapsed().as_nanos() as f64 / 1e6);
+            samples.push(t.elapsed().as_nanos() as f64 / calls as f64);
         }
-        median(&mut samples)
+        samples
     });
+    m.insert(
+        "hot_async".into(),
+        measurement("`access_token().await`", &asynch),
+    );
     let path = store.path_of("hot").unwrap();
-    let by_hand = per_call(15, 20_000, || {
+    let by_hand = rounds_of(rounds, calls / 50, || {
         // What people write: read and parse the file on every call.
         let bytes = std::fs::read(&path).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         black_box(v["access_token"].as_str().unwrap().len());
     });
-    rows.push(Row(
-        "hot path `access_token_blocking()` (cached, fresh)".into(),
-        format!("{blocking:.0} ns"),
-        "target < 100 ns".into(),
-    ));
-    rows.push(Row(
-        "hot path `access_token().await` (cached, fresh)".into(),
-        format!("{asynch:.0} ns"),
-        String::new(),
-    ));
-    rows.push(Row(
-        "peer: read + parse the JSON file per call (by hand)".into(),
-        format!("{:.1} µs", by_hand / 1e3),
-        format!("oauth-lock is {:.0}× faster", by_hand / blocking),
-    ));
+    m.insert(
+        "peer_read_parse".into(),
+        measurement("read + parse the JSON file per call (by hand)", &by_hand),
+    );
 
     // Cold read: the first call in a process (empty slot) on a fresh record.
     // Written directly, as another process would: this process has never seen these keys.
-    let keys: Vec<String> = (0..400).map(|i| format!("cold-{i}")).collect();
+    let keys: Vec<String> = (0..scale(400)).map(|i| format!("cold-{i}")).collect();
     for k in &keys {
         let rec = json!({"format": 1, "key": k, "generation": 1, "access_token": format!("at-{k}"),
             "refresh_token": "rt", "issued_at_ms": now_ms(), "expires_at_ms": now_ms() + 3_600_000});
@@ -124,7 +138,7 @@ fn main() {
         )
         .unwrap();
     }
-    let mut cold: Vec<f64> = keys
+    let cold: Vec<f64> = keys
         .iter()
         .map(|k| {
             let s = store.source(k).unwrap();
@@ -133,46 +147,62 @@ fn main() {
             t.elapsed().as_nanos() as f64
         })
         .collect();
-    rows.push(Row(
-        "cold read of a fresh record (first call in a process)".into(),
-        format!("{:.1} µs", median(&mut cold) / 1e3),
-        format!("p99 {:.1} µs", pct(&mut cold, 0.99) / 1e3),
-    ));
+    m.insert(
+        "cold_read".into(),
+        measurement("first `access_token_blocking()` of a fresh record", &cold),
+    );
 
     // Kernel lock hand-off: holder releases → blocked waiter returns.
     let lock_path = tmp.path().join("handoff.lock");
-    let mut handoff = lock_handoffs(&lock_path, 300);
-    rows.push(Row(
-        "lock hand-off (release → blocked waiter returns)".into(),
-        format!("{:.1} µs", median(&mut handoff) / 1e3),
-        format!("p99 {:.1} µs", pct(&mut handoff, 0.99) / 1e3),
-    ));
+    let lock = lock_handoffs(&lock_path, scale(300));
+    m.insert(
+        "lock_handoff".into(),
+        measurement("lock hand-off (release → blocked waiter returns)", &lock),
+    );
 
     // Protocol hand-off: a winner commits and unlocks; a loser blocked in access_token()
     // re-reads under the lock, adopts and returns.
-    let mut proto = protocol_handoffs(&store, 200);
-    rows.push(Row(
-        "protocol hand-off (winner's commit → blocked loser returns the token)".into(),
-        format!("{:.1} µs", median(&mut proto) / 1e3),
-        format!("p99 {:.1} µs (target < 1 ms)", pct(&mut proto, 0.99) / 1e3),
-    ));
+    let proto = protocol_handoffs(&store, scale(200));
+    m.insert(
+        "handoff".into(),
+        measurement(
+            "release → blocked `access_token_blocking()` returns the new token",
+            &proto,
+        ),
+    );
 
     // Full refresh against the local mock provider.
     match mock_binary() {
         Some(bin) => {
-            let mut full = full_refreshes(&bin, &store, 200);
-            rows.push(Row(
-                "full refresh against the local mock (lock, HTTP, fsync'd commit)".into(),
-                format!("{:.2} ms", median(&mut full) / 1e6),
-                format!("p99 {:.2} ms", pct(&mut full, 0.99) / 1e6),
-            ));
+            let full = full_refreshes(&bin, &store, scale(200));
+            m.insert(
+                "full_refresh".into(),
+                measurement("`verify_blocking()` against the local mock", &full),
+            );
         }
         None => eprintln!("skipped the full refresh: build the CLI first (cargo build --release -p oauth-lock-cli)"),
     }
 
-    println!("| measurement | median | notes |\n| --- | ---: | --- |");
-    for Row(a, b, c) in rows {
-        println!("| {a} | {b} | {c} |");
+    println!("{:<16} {:>14} {:>14}", "rust", "median", "p99");
+    for (id, v) in &m {
+        println!(
+            "{id:<16} {:>11.1} ns {:>11.1} ns",
+            v["median_ns"].as_f64().unwrap(),
+            v["p99_ns"].as_f64().unwrap()
+        );
+    }
+    let out = json!({
+        "lang": "rust",
+        "quick": quick,
+        "recorded_at_ms": now_ms(),
+        "versions": {"oauth-lock": env!("CARGO_PKG_VERSION")},
+        "measurements": m,
+    });
+    if let Ok(dir) = std::env::var("BENCH_RESULTS") {
+        let file = Path::new(&dir).join("rust.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&file, serde_json::to_vec_pretty(&out).unwrap()).unwrap();
+        println!("wrote {}", file.display());
     }
 }
 
