@@ -3,7 +3,8 @@
 // routine's per-call re-read, a cold read, and the hand-off latency to a process blocked
 // behind a refresh — oauth-lock's kernel-blocking lock vs proper-lockfile's retry polling.
 // Writes JSON for bench/report.py: `node bench.mjs OUT_JSON [quick]`.
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -126,36 +127,40 @@ function loser() {
   };
 }
 
+/** bench/node/lock_holder.py: another process holding and releasing a credential's flock. */
+function lockHolder() {
+  const child = spawn('python3', [join(here, 'lock_holder.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const waiting = [];
+  lines.on('line', (l) => waiting.shift()(l));
+  const ask = (cmd) =>
+    new Promise((ok) => {
+      waiting.push(ok);
+      child.stdin.write(`${cmd}\n`);
+    });
+  return { ask, close: () => child.kill() };
+}
+
 async function handOffOurs(dir, rounds) {
   const store = new Store(dir);
-  const b = loser();
-  await b.ask({ kind: 'ping' });
+  const holder = lockHolder();
   const lat = [];
   for (let i = 0; i < rounds; i++) {
     const key = `handoff-${i}`;
     await store.save(key, { access_token: `old-${i}`, refresh_token: `rt-${i}`, expires_in: 0 });
-    let answer;
-    const answered = new Promise((r) => (answer = r));
-    let started;
-    const refreshing = new Promise((r) => (started = r));
-    // The winner: a JS refresher that holds the lock until told to answer.
-    const source = store.source(key, async () => {
-      started();
-      await answered;
-      return { access_token: `new-${i}`, refresh_token: `rt2-${i}`, expires_in: 3600 };
-    });
-    const winner = source.accessToken();
-    await refreshing;
-    const blocked = b.ask({ kind: 'ours', dir, key });
-    await sleep(100); // the loser is now blocked in flock on <stem>.lock
-    answer();
-    await winner;
-    const released = now();
+    const record = store.pathOf(key);
+    await holder.ask(`hold ${record.replace(/\.json$/, '.lock')}`);
+    const blocked = store
+      .source(key)
+      .accessToken()
+      .then((t) => ({ t: now(), value: t.value }));
+    await sleep(50); // the call is now blocked in flock on <stem>.lock (on the core's thread)
+    const released = BigInt(await holder.ask(`release ${record} ${key} new-${i}`));
     const { t, value } = await blocked;
-    if (value !== `new-${i}`) throw new Error(`the loser got ${value}`);
-    lat.push(Number(BigInt(t) - released));
+    if (value !== `new-${i}`) throw new Error(`the blocked call got another token`);
+    lat.push(Number(t - released));
   }
-  b.close();
+  holder.close();
   return lat;
 }
 
@@ -184,18 +189,11 @@ async function handOffProperLockfile(dir, rounds) {
 }
 
 async function loserMain() {
-  const stores = new Map();
   process.on('message', async (m) => {
     if (m.kind === 'ping') return process.send({ id: m.id });
-    let value;
-    if (m.kind === 'ours') {
-      if (!stores.has(m.dir)) stores.set(m.dir, new Store(m.dir));
-      value = (await stores.get(m.dir).source(m.key).accessToken()).value;
-    } else {
-      value = await handToken(m.file, async () => {
-        throw new Error('the loser must adopt, not refresh');
-      });
-    }
+    const value = await handToken(m.file, async () => {
+      throw new Error('the loser must adopt, not refresh');
+    });
     const t = now();
     process.send({ id: m.id, t: t.toString(), value });
   });

@@ -15,6 +15,7 @@ import asyncio
 import fcntl
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -162,7 +163,8 @@ def handoff_ours(store: oauth_lock.Store, rounds: int) -> List[float]:
 
 
 def handoff_filelock(directory: Path, rounds: int) -> List[float]:
-    """The same with filelock: the waiter polls (default poll_interval 0.05 s)."""
+    """The same with filelock: the waiter polls (default poll_interval 0.05 s); the holder
+    releases at a random moment of one poll interval."""
     path = directory / "fl.json"
     path.write_text(json.dumps({"access_token": "at", "expires_at": time.time() + 3600}))
     out = []
@@ -175,7 +177,8 @@ def handoff_filelock(directory: Path, rounds: int) -> List[float]:
             target=lambda: (filelock_token(path, waiter, no_refresh), returned.append(time.perf_counter_ns()))
         )
         t.start()
-        time.sleep(0.02)
+        # Release at a random phase of the waiter's polling, as a real refresh's duration would.
+        time.sleep(0.02 + random.uniform(0, 0.05))
         released = time.perf_counter_ns()
         holder.release()
         t.join()
@@ -206,7 +209,7 @@ def handoff_msal(directory: Path, rounds: int) -> List[float]:
 
         t = threading.Thread(target=wait)
         t.start()
-        time.sleep(0.02)
+        time.sleep(0.02 + random.uniform(0, 0.25))  # a random phase of the 0.25 s polling
         msal_write(persistence, f"at-msal-{i}")
         released = time.perf_counter_ns()
         lock.__exit__(None, None, None)
