@@ -10,6 +10,11 @@ use serde_json::{Map, Value};
 /// The format this version reads and writes.
 pub const FORMAT: u64 = 1;
 
+/// The largest generation a record may carry: 2^53 - 1, the largest integer every JSON reader
+/// holds exactly, and far from `u64::MAX`, so that the next write's `generation + 1` can
+/// neither overflow nor wrap to a lower generation (which other processes would never adopt).
+pub const MAX_GENERATION: u64 = (1 << 53) - 1;
+
 /// Whether the credential can be used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,6 +181,9 @@ impl Record {
                 return Err(Error::corrupt(format!("`{name}` {what} {want}")));
             }
         }
+        if obj["generation"].as_u64() > Some(MAX_GENERATION) {
+            return Err(Error::corrupt("`generation` must be at most 2^53 - 1"));
+        }
         serde_json::from_value(value)
             .map_err(|e| Error::corrupt(format!("does not match format 1 ({})", category(&e))))
     }
@@ -215,7 +223,10 @@ impl Record {
     /// The refresh margin that applies to this token: `min(refresh_margin, lifetime / 2)`.
     pub fn margin_ms(&self, refresh_margin_ms: i64) -> i64 {
         match (self.expires_at_ms, self.issued_at_ms) {
-            (Some(exp), Some(iss)) if exp > iss => refresh_margin_ms.min((exp - iss) / 2),
+            // Saturating: the times come from a file and may be anything an i64 holds.
+            (Some(exp), Some(iss)) if exp > iss => {
+                refresh_margin_ms.min(exp.saturating_sub(iss) / 2)
+            }
             _ => refresh_margin_ms,
         }
     }
@@ -226,7 +237,7 @@ impl Record {
             && self.access_token.is_some()
             && self
                 .expires_at_ms
-                .is_none_or(|exp| exp - now_ms > self.margin_ms(refresh_margin_ms))
+                .is_none_or(|exp| exp.saturating_sub(now_ms) > self.margin_ms(refresh_margin_ms))
     }
 
     /// Still accepted by the provider (not past its expiry), though maybe inside the margin.
@@ -418,6 +429,40 @@ mod tests {
         assert_eq!(rec.state, State::Ok, "a refresh clears needs_login");
         assert_eq!(rec.last_error, None);
         assert_eq!(rec.extra["account"]["uuid"], "new");
+    }
+
+    /// Found by `fuzz/` (`record` target): times at the ends of the i64 range overflowed the
+    /// margin and freshness arithmetic (a panic in debug builds, a wrong answer in release).
+    #[test]
+    fn extreme_times_neither_overflow_nor_make_a_token_fresh() {
+        let bytes = br#"{"format":1,"key":"k","generation":1,"access_token":"a",
+            "expires_at_ms":9223372036854775807,"issued_at_ms":-9223372036854775807}"#;
+        let rec = Record::parse(bytes).unwrap();
+        assert_eq!(rec.margin_ms(300_000), 300_000);
+        assert!(rec.is_fresh(1_800_000_000_000, 300_000));
+        let bytes = br#"{"format":1,"key":"k","generation":1,"access_token":"a",
+            "expires_at_ms":-9223372036854775808,"issued_at_ms":-9223372036854775808}"#;
+        let rec = Record::parse(bytes).unwrap();
+        assert!(!rec.is_fresh(1_800_000_000_000, 300_000));
+        assert!(!rec.is_unexpired(1_800_000_000_000));
+    }
+
+    /// Found by `fuzz/` (`record` target): a record at generation `u64::MAX` made the next
+    /// write's `stamp` overflow (a panic in debug builds, generation 0 in release).
+    #[test]
+    fn a_generation_the_next_write_cannot_exceed_is_corrupt() {
+        let at = |g: u64| format!(r#"{{"format":1,"key":"k","generation":{g}}}"#);
+        let mut rec = Record::parse(at(MAX_GENERATION).as_bytes()).unwrap();
+        rec.stamp(rec.generation, 0);
+        assert_eq!(rec.generation, MAX_GENERATION + 1);
+        for g in [MAX_GENERATION + 1, u64::MAX] {
+            let err = Record::parse(at(g).as_bytes()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Corrupt);
+            assert!(
+                err.to_string().contains("`generation` must be at most"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
