@@ -11,7 +11,9 @@ error; every status answer parsed and generations never went backwards.
 
 Each worker prints one JSON line, the shape of the CLI worker's WorkerReport
 (cli/src/demo.rs): calls (access-token calls, failed ones included), errors (by code),
-resource_ok, resource_unauthorized (401s), rejects, latencies_ns (a sample of access-token
+resource_ok, resource_unauthorized (401s), rejects, max_rejects_per_call (the longest chain
+of rejects one call needed after a revocation; the Rust worker rejects once and goes on),
+latencies_ns (a sample of access-token
 call times: the table's p50 and p99).
 
 Run by scripts/test-torture, which builds everything and passes the built workers in:
@@ -263,7 +265,9 @@ LANGS = ["rust", "c", "python-threads", "python-asyncio", "node", "java"]
 
 
 def summary(ws: List[Worker], side: Side, stats: Dict[str, int], rotations: int) -> str:
-    rows = [("language", "procs", "conc.", "calls", "401s", "rejects", "errors", "p50", "p99")]
+    rows = [
+        ("language", "procs", "conc.", "calls", "401s", "rejects", "max/call", "errors", "p50", "p99")
+    ]
     for lang in LANGS:
         mine = [w for w in ws if w.lang == lang]
         reports = [w.report for w in mine if w.report]
@@ -276,15 +280,18 @@ def summary(ws: List[Worker], side: Side, stats: Dict[str, int], rotations: int)
                 str(sum(r["calls"] for r in reports)),
                 str(sum(r.get("resource_unauthorized", 0) for r in reports)),
                 str(sum(r.get("rejects", 0) for r in reports)),
+                str(max((r.get("max_rejects_per_call", "-") for r in reports), default="-")),
                 str(sum(sum(r["errors"].values()) for r in reports)),
                 duration(percentile(lat, 0.50)),
                 duration(percentile(lat, 0.99)),
             )
         )
     rows.append(
-        ("status loop", "1", "1", str(side.status_polls), "-", "-", str(len(side.status_errors)), "-", "-")
+        ("status loop", "1", "1", str(side.status_polls), "-", "-", "-", str(len(side.status_errors)), "-", "-")
     )
-    rows.append(("save (re-login)", "1", "1", str(side.saves), "-", "-", str(len(side.save_errors)), "-", "-"))
+    rows.append(
+        ("save (re-login)", "1", "1", str(side.saves), "-", "-", "-", str(len(side.save_errors)), "-", "-")
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

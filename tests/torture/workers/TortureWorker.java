@@ -18,14 +18,19 @@ import java.util.concurrent.ThreadLocalRandom;
  * One JVM process of the mixed torture run (tests/torture/test_torture.py): THREADS threads
  * share one TokenSource; each call takes a token, sends it to the mock's /resource and, on a
  * 401, rejects it and retries (a revocation can also catch the token the reject adopted,
- * hence up to three). Prints one JSON line report; exits 1 on any error. SoakMain (the JVM
+ * hence a chain of rejects; see MAX_REJECTS). Prints one JSON line report; exits 1 on any error. SoakMain (the JVM
  * tests' worker) prints no JSON and no latencies, hence this one.
  *
  * <p>Usage: TortureWorker STORE_DIR KEY MOCK_URL SECONDS THREADS
  */
 public final class TortureWorker {
-  /** A 401 after this many rejects in one call is an error: revocations are seconds apart. */
-  private static final int MAX_REJECTS = 3;
+  /**
+   * A 401 after this many rejects in one call is an error. One revocation can take several: it
+   * kills every token issued before it, and a reject answers with a token other than the
+   * rejected one (the process's cached one, the file's, or a refresh answered just before the
+   * revocation), which may be such a token too; each reject must at least return another one.
+   */
+  private static final int MAX_REJECTS = 8;
   /** Latency samples kept per thread (reservoir sampling). */
   private static final int SAMPLE = 4000;
 
@@ -35,6 +40,8 @@ public final class TortureWorker {
     long ok;
     long unauthorized;
     long rejects;
+    /** The most rejects one call needed. */
+    int longest;
     long seen;
     final Map<String, Long> errors = new TreeMap<>();
     final List<Long> latencies = new ArrayList<>();
@@ -56,6 +63,15 @@ public final class TortureWorker {
         System.err.println("java pid " + ProcessHandle.current().pid() + ": " + code + ": " + detail);
       }
       errors.merge(code, 1L, Long::sum);
+    }
+  }
+
+  /** reject() must answer with another token than the one rejected. */
+  private static final class RejectReturnedTheRejectedToken extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    RejectReturnedTheRejectedToken(String fingerprint) {
+      super(fingerprint);
     }
   }
 
@@ -88,6 +104,7 @@ public final class TortureWorker {
       all.ok += t.ok;
       all.unauthorized += t.unauthorized;
       all.rejects += t.rejects;
+      all.longest = Math.max(all.longest, t.longest);
       t.errors.forEach((k, v) -> all.errors.merge(k, v, Long::sum));
       all.latencies.addAll(t.latencies);
     }
@@ -101,9 +118,10 @@ public final class TortureWorker {
     }
     latencies.append(']');
     System.out.printf("{\"lang\":\"java\",\"pid\":%d,\"concurrency\":%d,\"calls\":%d,"
-        + "\"resource_ok\":%d,\"resource_unauthorized\":%d,\"rejects\":%d,\"errors\":%s,"
-        + "\"latencies_ns\":%s}%n", ProcessHandle.current().pid(), threads, all.calls, all.ok,
-        all.unauthorized, all.rejects, errors, latencies);
+        + "\"resource_ok\":%d,\"resource_unauthorized\":%d,\"rejects\":%d,"
+        + "\"max_rejects_per_call\":%d,\"errors\":%s,\"latencies_ns\":%s}%n",
+        ProcessHandle.current().pid(), threads, all.calls, all.ok, all.unauthorized, all.rejects,
+        all.longest, errors, latencies);
     System.out.flush();
     System.exit(all.calls > 0 && all.errors.isEmpty() ? 0 : 1);
   }
@@ -134,7 +152,12 @@ public final class TortureWorker {
           t.unauthorized++;
           t.rejects++;
           rejects++;
-          token = source.reject(token);
+          t.longest = Math.max(t.longest, rejects);
+          AccessToken fresh = source.reject(token);
+          if (fresh.value().equals(token.value())) {
+            throw new RejectReturnedTheRejectedToken(fresh.fingerprint());
+          }
+          token = fresh;
           status = get(http, resource, token);
         }
         if (status == 200) {

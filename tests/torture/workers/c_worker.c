@@ -1,7 +1,7 @@
 /* One C process of the mixed torture run (tests/torture/test_torture.py): THREADS threads
  * share one source; each call takes a token, sends it to the mock's /resource and, on a 401,
- * rejects it and retries (a revocation can also catch the token the reject adopted, hence up
- * to three). Prints one JSON line report; exits 1 on any error. tests/c/multiprocess.c
+ * rejects it and retries (a revocation can also catch the token the reject adopted, hence a
+ * chain of rejects; see MAX_REJECTS). Prints one JSON line report; exits 1 on any error. tests/c/multiprocess.c
  * --client prints no JSON, no latencies and retries a 401 once, hence this one.
  *
  * Usage: c_worker STORE_DIR KEY MOCK_URL SECONDS THREADS */
@@ -10,14 +10,19 @@
 #include <pthread.h>
 #include <time.h>
 
-/* A 401 after this many rejects in one call is an error: revocations are seconds apart. */
-#define MAX_REJECTS 3
+/* A 401 after this many rejects in one call is an error. One revocation can take several: it
+ * kills every token issued before it, and a reject answers with a token other than the
+ * rejected one (the process's cached one, the file's, or a refresh answered just before the
+ * revocation), which may be such a token too; each reject must at least return another one. */
+#define MAX_REJECTS 8
 /* Latency samples kept per thread (reservoir sampling). */
 #define SAMPLE 4000
 #define MAX_THREADS 64
 /* Error kinds counted: the library's codes by number (0..127), then HTTP failures. */
 #define KINDS 128
 #define HTTP_FAILURE 127
+/* reject() answered with the token it was given (it must return another one). */
+#define SAME_TOKEN 126
 
 static const char *mock, *key;
 static double deadline;
@@ -37,6 +42,7 @@ static long long now_ns(void) {
 typedef struct {
   oauth_lock_source *src;
   long calls, ok, unauthorized, rejects, seen;
+  int longest; /* the most rejects one call needed */
   long errors[KINDS];
   int last_http; /* the status of the last HTTP failure, for the report */
   long long latencies[SAMPLE];
@@ -55,7 +61,7 @@ static void latency(tally *t, long long ns) {
 }
 
 static void error(tally *t, oauth_lock_code rc) {
-  int kind = rc >= 0 && rc < HTTP_FAILURE ? (int)rc : HTTP_FAILURE - 1;
+  int kind = rc >= 0 && rc < SAME_TOKEN ? (int)rc : SAME_TOKEN - 1;
   if (t->errors[kind]++ == 0)
     fprintf(stderr, "c pid %d: %s: %s\n", getpid(), oauth_lock_code_name(rc), last_error());
 }
@@ -73,20 +79,26 @@ static void *loop(void *arg) {
       continue;
     }
     int status = http(mock, "GET", "/resource", oauth_lock_token_value(token), NULL);
-    int rejects = 0;
+    int rejects = 0, same = 0;
     while (status == 401 && rejects < MAX_REJECTS) {
       t->unauthorized++;
       t->rejects++;
       rejects++;
+      if (rejects > t->longest) t->longest = rejects;
       oauth_lock_token *again = NULL;
       rc = oauth_lock_source_reject(t->src, oauth_lock_token_value(token), &again);
+      if (rc == OAUTH_LOCK_OK)
+        same = strcmp(oauth_lock_token_value(again), oauth_lock_token_value(token)) == 0;
       oauth_lock_token_free(token);
       token = again;
-      if (rc != OAUTH_LOCK_OK) break;
+      if (rc != OAUTH_LOCK_OK || same) break;
       status = http(mock, "GET", "/resource", oauth_lock_token_value(token), NULL);
     }
     if (rc != OAUTH_LOCK_OK) {
       error(t, rc);
+    } else if (same) {
+      if (t->errors[SAME_TOKEN]++ == 0)
+        fprintf(stderr, "c pid %d: reject returned the rejected token\n", getpid());
     } else if (status == 200) {
       t->ok++;
     } else {
@@ -134,6 +146,7 @@ int main(int argc, char **argv) {
     all.ok += t[i].ok;
     all.unauthorized += t[i].unauthorized;
     all.rejects += t[i].rejects;
+    if (t[i].longest > all.longest) all.longest = t[i].longest;
     for (int k = 0; k < KINDS; k++) all.errors[k] += t[i].errors[k];
     if (t[i].last_http) all.last_http = t[i].last_http;
   }
@@ -142,13 +155,16 @@ int main(int argc, char **argv) {
 
   long errors = 0;
   printf("{\"lang\":\"c\",\"pid\":%d,\"concurrency\":%d,\"calls\":%ld,\"resource_ok\":%ld,"
-         "\"resource_unauthorized\":%ld,\"rejects\":%ld,\"errors\":{",
-         getpid(), threads, all.calls, all.ok, all.unauthorized, all.rejects);
+         "\"resource_unauthorized\":%ld,\"rejects\":%ld,\"max_rejects_per_call\":%d,"
+         "\"errors\":{",
+         getpid(), threads, all.calls, all.ok, all.unauthorized, all.rejects, all.longest);
   for (int k = 0; k < KINDS; k++) {
     if (!all.errors[k]) continue;
     if (errors) printf(",");
     if (k == HTTP_FAILURE)
       printf("\"http_%d\":%ld", all.last_http, all.errors[k]);
+    else if (k == SAME_TOKEN)
+      printf("\"RejectReturnedTheRejectedToken\":%ld", all.errors[k]);
     else
       printf("\"%s\":%ld", oauth_lock_code_name((oauth_lock_code)k), all.errors[k]);
     errors += all.errors[k];

@@ -2,7 +2,7 @@
 // concurrent async loops on the main thread, and THREADS worker_threads running TASKS loops
 // each, all on one credential. Each call takes a token, sends it to the mock's /resource and,
 // on a 401, rejects it and retries (a revocation can also catch the token the reject
-// adopted, hence up to three). Prints one JSON line report (with the calls of the main
+// adopted, hence a chain of rejects; see MAX_REJECTS). Prints one JSON line report (with the calls of the main
 // thread and of the worker threads apart, to prove both took part); exits 1 on any error.
 //
 // argv: STORE_DIR KEY MOCK_URL SECONDS TASKS THREADS
@@ -12,13 +12,16 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 const require = createRequire(import.meta.url);
 const { Store } = require('../../../bindings/node/lib/index.js');
 
-// A 401 after this many rejects in one call is an error: revocations are seconds apart.
-const MAX_REJECTS = 3;
+// A 401 after this many rejects in one call is an error. One revocation can take several: it
+// kills every token issued before it, and a reject answers with a token other than the
+// rejected one (the process's cached one, the file's, or a refresh answered just before the
+// revocation), which may be such a token too; each reject must at least return another token.
+const MAX_REJECTS = 8;
 // Latency samples kept per loop (reservoir sampling).
 const SAMPLE = 4000;
 
 function tally() {
-  return { calls: 0, ok: 0, unauthorized: 0, rejects: 0, errors: {}, latencies: [], seen: 0 };
+  return { calls: 0, ok: 0, unauthorized: 0, rejects: 0, longest: 0, errors: {}, latencies: [], seen: 0 };
 }
 
 function error(t, code, err) {
@@ -57,7 +60,13 @@ async function loop(source, resource, end, t) {
         t.unauthorized += 1;
         t.rejects += 1;
         rejects += 1;
-        token = await source.reject(token);
+        t.longest = Math.max(t.longest, rejects);
+        const fresh = await source.reject(token);
+        if (fresh.value === token.value) {
+          // reject() must answer with another token than the one rejected.
+          throw Object.assign(new Error(fresh.fingerprint), { name: 'RejectReturnedTheRejectedToken' });
+        }
+        token = fresh;
         status = await get(token);
       }
       if (status === 200) t.ok += 1;
@@ -82,6 +91,7 @@ function merge(tallies) {
   const out = tally();
   for (const t of tallies) {
     for (const k of ['calls', 'ok', 'unauthorized', 'rejects']) out[k] += t[k];
+    out.longest = Math.max(out.longest, t.longest);
     for (const [k, v] of Object.entries(t.errors)) out.errors[k] = (out.errors[k] ?? 0) + v;
     out.latencies.push(...t.latencies);
   }
@@ -109,6 +119,7 @@ if (isMainThread) {
     resource_ok: all.ok,
     resource_unauthorized: all.unauthorized,
     rejects: all.rejects,
+    max_rejects_per_call: all.longest,
     errors: all.errors,
     parts: { async: main.calls, worker_threads: off.calls },
     latencies_ns: all.latencies,

@@ -1,7 +1,7 @@
 """One Python process of the mixed torture run (tests/torture/test_torture.py): threads or
 asyncio tasks share one TokenSource; each call takes a token, sends it to the mock's
 /resource and, on a 401, rejects it and retries (a revocation can also catch the token the
-reject adopted, hence up to three). Prints one JSON line report; exits 1 on any error.
+reject adopted, hence a chain of rejects; see MAX_REJECTS). Prints one JSON line report; exits 1 on any error.
 
 Usage: python_worker.py threads|asyncio STORE_DIR KEY MOCK_URL SECONDS CONCURRENCY
 """
@@ -24,10 +24,17 @@ import httpx
 
 import oauth_lock
 
-#: A 401 after this many rejects in one call is an error: revocations are seconds apart.
-MAX_REJECTS = 3
+#: A 401 after this many rejects in one call is an error. One revocation can take several:
+#: it kills every token issued before it, and a reject answers with a token other than the
+#: rejected one (the process's cached one, the file's, or a refresh answered just before the
+#: revocation), which may be such a token too; each reject must at least return another token.
+MAX_REJECTS = 8
 #: Latency samples kept per thread or task (reservoir sampling).
 SAMPLE = 4000
+
+
+class RejectReturnedTheRejectedToken(Exception):
+    """reject() must answer with another token than the one rejected."""
 
 
 class Tally:
@@ -38,6 +45,8 @@ class Tally:
         self.errors: Counter[str] = Counter()
         self.latencies: List[int] = []
         self.seen = 0
+        #: The most rejects one call needed.
+        self.longest = 0
         self.rng = random.Random()
 
     def latency(self, ns: int) -> None:
@@ -71,6 +80,7 @@ def report(mode: str, tallies: List[Tally]) -> Dict[str, Any]:
         "resource_ok": counts["ok"],
         "resource_unauthorized": counts["unauthorized"],
         "rejects": counts["rejects"],
+        "max_rejects_per_call": max((t.longest for t in tallies), default=0),
         "errors": dict(errors),
         "latencies_ns": latencies,
     }
@@ -111,7 +121,11 @@ def run_threads(dir: str, key: str, url: str, seconds: float, n: int) -> Dict[st
                     tally.counts["unauthorized"] += 1
                     tally.counts["rejects"] += 1
                     rejects += 1
-                    token = source.reject(token)
+                    tally.longest = max(tally.longest, rejects)
+                    fresh = source.reject(token)
+                    if fresh.value == token.value:
+                        raise RejectReturnedTheRejectedToken(fresh.fingerprint)
+                    token = fresh
                     status = get(token)
                 if status == 200:
                     tally.counts["ok"] += 1
@@ -153,7 +167,11 @@ def run_asyncio(dir: str, key: str, url: str, seconds: float, n: int) -> Dict[st
                     tally.counts["unauthorized"] += 1
                     tally.counts["rejects"] += 1
                     rejects += 1
-                    token = await source.reject_async(token)
+                    tally.longest = max(tally.longest, rejects)
+                    fresh = await source.reject_async(token)
+                    if fresh.value == token.value:
+                        raise RejectReturnedTheRejectedToken(fresh.fingerprint)
+                    token = fresh
                     status = await get(token)
                 if status == 200:
                     tally.counts["ok"] += 1
