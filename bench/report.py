@@ -106,7 +106,8 @@ def ratio_note(lang: str, mid: str, other_lang: str, other_mid: str, what: str, 
 def faster_note(lang: str, ours: str, peer: str) -> Callable[[Results], str]:
     def note(r: Results) -> str:
         a, b = med(r, lang, ours), med(r, lang, peer)
-        return "" if a is None or b is None else f"takes {times(b, a)} as long as oauth-lock's `{ours}`"
+        what = "hot path" if ours == "hot" else "hand-off"
+        return "" if a is None or b is None else f"takes {times(b, a)} as long as oauth-lock's {what}"
 
     return note
 
@@ -289,7 +290,7 @@ LANGS: List[Tuple[str, str, str, List[Row], List[str]]] = [
 CONTENTION_WORKERS = {
     "rust": "`oauth-lock worker` (the CLI's hidden demo worker), threads",
     "c": "`tests/c/multiprocess.c --client`, pthreads",
-    "java": "bindings/jvm `SoakMain`, threads",
+    "java": "`bench/jvm/Bench.java worker`, threads",
     "python": "`bench/python/bench.py worker`, threads",
     "node": "bindings/node `test/fixtures/racer.mjs`, the main thread + 1 `worker_thread`",
 }
@@ -342,7 +343,7 @@ def machine(langs: Results, run: Dict[str, Any]) -> List[Tuple[str, str]]:
         ("load average (1 min) at start / end", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}" if load else f"? / {os.getloadavg()[0]:.2f}"),
         ("Rust", cmd("rustc", "-V") + ", release profile"),
         ("C compiler", cmd("cc", "--version")),
-        ("Python", f"{v('python', 'python')}; filelock {v('python', 'filelock')}, msal {v('python', 'msal')}, msal-extensions {v('python', 'msal-extensions')} (lock: `{v('python', 'msal-extensions lock')}`)"),
+        ("Python", f"{v('python', 'python')}; filelock {v('python', 'filelock')}, msal {v('python', 'msal')}, msal-extensions {v('python', 'msal-extensions')} (`CrossPlatLock` from `{v('python', 'CrossPlatLock from')}`)"),
         ("Node", f"{v('node', 'node')}; proper-lockfile {v('node', 'proper-lockfile')}"),
         ("Java", f"{v('java', 'java')}; JNA {v('java', 'jna')}"),
     ]
@@ -415,6 +416,16 @@ def plot(langs: Results, out: Path) -> None:
 # ---- the markdown ---------------------------------------------------------------------------
 
 
+def row_name(mid: str, label: str) -> str:
+    """The table's name of a measurement: its kind, then what the bench says it timed."""
+    for prefix, kind in [("hot", "hot path"), ("cached", "hot path"), ("peer_", "peer"),
+                         ("cold_read", "cold read"), ("handoff", "hand-off"),
+                         ("full_refresh", "full refresh")]:
+        if mid.startswith(prefix):
+            return f"{kind}: {label}"
+    return label
+
+
 def measurement_table(langs: Results, lang: str, rows: List[Row]) -> List[str]:
     out = ["| measurement | median | spread | n | notes |", "| --- | ---: | --- | ---: | --- |"]
     ms = langs[lang]["measurements"]
@@ -428,7 +439,7 @@ def measurement_table(langs: Results, lang: str, rows: List[Row]) -> List[str]:
         else:
             spread = f"p99 {fmt(m['p99_ns'])}, max {fmt(m['max_ns'])}"
             n = str(m["n"])
-        out.append(f"| {m['label']} | {fmt(m['median_ns'])} | {spread} | {n} | {note(langs)} |")
+        out.append(f"| {row_name(mid, m['label'])} | {fmt(m['median_ns'])} | {spread} | {n} | {note(langs)} |")
     return out
 
 
@@ -630,10 +641,8 @@ def readme_region(langs: Results, contention: Results) -> str:
         "c": [],
         "java": [],
         "python": [("python", "peer_filelock", "hot", "a `filelock` routine"),
-                   ("python", "peer_msal_locked", "hot", "msal-extensions `CrossPlatLock` + `search`"),
-                   ("python", "peer_msal_handoff", "handoff", "msal-extensions' hand-off")],
-        "node": [("node", "peer_proper_lockfile", "hot", "a `proper-lockfile` routine"),
-                 ("node", "peer_proper_lockfile_handoff", "handoff", "`proper-lockfile`'s hand-off")],
+                   ("python", "peer_msal_locked", "hot", "msal-extensions `CrossPlatLock` + `search`")],
+        "node": [("node", "peer_proper_lockfile", "hot", "a `proper-lockfile` routine")],
     }
     for lang, *_ in LANGS:
         if lang not in langs:
@@ -645,7 +654,7 @@ def readme_region(langs: Results, contention: Results) -> str:
             if a is not None and b is not None:
                 notes.append(f"{times(b, a)} faster than {what} ({fmt(b)})")
         if lang == "c" and med(langs, "rust", "hot") and med(langs, "c", "hot"):
-            notes.append(f"{times(med(langs, 'c', 'hot'), med(langs, 'rust', 'hot'))} Rust's hot path")  # type: ignore[arg-type]
+            notes.append(f"{times(med(langs, 'c', 'hot'), med(langs, 'rust', 'hot'))} the time of Rust's hot path")  # type: ignore[arg-type]
         if lang == "java" and med(langs, "java", "jna_empty") is not None:
             notes.append(f"one empty JNA call: {fmt(med(langs, 'java', 'jna_empty'))}")
         c = contention.get(lang)
@@ -653,13 +662,21 @@ def readme_region(langs: Results, contention: Results) -> str:
             f"| {SHORT[lang]} | {fmt(med(langs, lang, 'hot'))} | {handoff_cell(langs, lang)} | "
             f"{contention_cell(c)} | {'; '.join(notes)} |"
         )
-    L += [
-        "",
-        f"![hand-off latency, oauth-lock per language vs the peers](docs/{PLOT})",
-        "",
-        "A caller blocked behind another process's refresh wakes when the lock is released; the",
-        "peers' waiters poll and wake up to a poll interval later.",
-    ]
+    waits = [(lang, mid, name) for lang, mid, name in [
+        ("python", "peer_filelock_handoff", "`filelock`'s"),
+        ("python", "peer_msal_handoff", "msal-extensions'"),
+        ("node", "peer_proper_lockfile_handoff", "`proper-lockfile`'s")] if med(langs, lang, mid) is not None]
+    L += [""]
+    if waits:
+        ours = ", ".join(f"{fmt(med(langs, lang, 'handoff'))} ({SHORT[lang]})" for lang in ["rust", "python", "node"]
+                         if med(langs, lang, "handoff") is not None)
+        theirs = ", ".join(f"{name} {fmt(med(langs, lang, mid))}" for lang, mid, name in waits)
+        L += [
+            "A caller blocked behind another process's refresh has the new token a median "
+            f"{ours} after the lock is released; the peers' waiters poll: {theirs}.",
+            "",
+        ]
+    L += [f"![hand-off latency, oauth-lock per language vs the peers](docs/{PLOT})"]
     return "\n".join(L)
 
 

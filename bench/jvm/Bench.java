@@ -12,7 +12,11 @@
  *   time from the release to the blocked call's return.
  * Figures, not tests: nothing here asserts a time.
  *
- * Usage: java -Djna.library.path=DIR -cp oauth-lock.jar:jna.jar Bench.java STORE_DIR OUT_JSON [quick] */
+ * Usage: java -Djna.library.path=DIR -cp oauth-lock.jar:jna.jar Bench.java STORE_DIR OUT_JSON [quick]
+ *        ... Bench.java worker STORE_DIR MOCK_URL KEY THREADS SECONDS
+ * The second form is one process of bench/contention.py: THREADS threads take a token and
+ * call the mock's /resource with it (HttpURLConnection) until SECONDS have passed, rejecting
+ * the token on a 401; prints {"calls": N, "errors": N}. */
 import com.sun.jna.NativeLibrary;
 import dev.oauthlock.AccessToken;
 import dev.oauthlock.Store;
@@ -105,7 +109,61 @@ public class Bench {
     return (s + "\0").getBytes(java.nio.charset.StandardCharsets.UTF_8);
   }
 
+  /** The status of GET url with the bearer token. */
+  static int resource(String url, String token) throws java.io.IOException {
+    java.net.HttpURLConnection c = (java.net.HttpURLConnection) new java.net.URL(url).openConnection();
+    c.setRequestProperty("Authorization", "Bearer " + token);
+    int status = c.getResponseCode();
+    try (java.io.InputStream body = status < 400 ? c.getInputStream() : c.getErrorStream()) {
+      if (body != null) {
+        body.readAllBytes();
+      }
+    }
+    return status;
+  }
+
+  static void worker(String[] args) throws Exception {
+    String url = args[2] + "/resource";
+    int threads = Integer.parseInt(args[4]);
+    long deadline = System.nanoTime() + (long) (Double.parseDouble(args[5]) * 1e9);
+    java.util.concurrent.atomic.AtomicLong calls = new java.util.concurrent.atomic.AtomicLong();
+    java.util.concurrent.atomic.AtomicLong errors = new java.util.concurrent.atomic.AtomicLong();
+    try (Store store = Store.open(Path.of(args[1])); TokenSource source = store.source(args[3])) {
+      java.util.List<Thread> running = new java.util.ArrayList<>();
+      for (int i = 0; i < threads; i++) {
+        Thread t = new Thread(() -> {
+          while (System.nanoTime() < deadline) {
+            try {
+              AccessToken token = source.accessToken();
+              int status = resource(url, token.value());
+              if (status == 401) {
+                status = resource(url, source.reject(token).value());
+              }
+              calls.incrementAndGet();
+              if (status != 200) {
+                errors.incrementAndGet();
+              }
+            } catch (Exception e) {
+              System.err.println("java worker: " + e);
+              errors.incrementAndGet();
+            }
+          }
+        });
+        t.start();
+        running.add(t);
+      }
+      for (Thread t : running) {
+        t.join();
+      }
+    }
+    System.out.printf("{\"calls\": %d, \"errors\": %d}%n", calls.get(), errors.get());
+  }
+
   public static void main(String[] args) throws Exception {
+    if (args[0].equals("worker")) {
+      worker(args);
+      return;
+    }
     Path dir = Path.of(args[0]);
     boolean quick = args.length > 2 && args[2].equals("quick");
     int rounds = quick ? 3 : 15;

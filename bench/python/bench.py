@@ -357,7 +357,7 @@ def main(out_path: str, quick: bool) -> None:
             "filelock": filelock.__version__,
             "msal": msal.__version__,
             "msal-extensions": msal_extensions.__version__,
-            "msal-extensions lock": msal_extensions.CrossPlatLock.__module__,
+            "CrossPlatLock from": msal_extensions.CrossPlatLock.__module__,
         },
         "measurements": m,
     }
