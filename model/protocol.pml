@@ -44,7 +44,8 @@
  *   LOSS             an answer may be lost after the provider rotated (refresh_timeout fires
  *                    or the connection drops: the caller sees Transient)
  *   STRICT_G1        G1 without the documented window's exemption (expected to FAIL when
- *                    crashes are on: the window is real and reachable)
+ *                    crashes are on: the window is real and reachable); STRICT_G3 and
+ *                    STRICT_G5 likewise for G3 and G5
  *   NAIVE_NOLOCK     the naive protocol without the lock (expected to FAIL G1)
  *   NAIVE_NOREREAD   the naive protocol with the lock but no re-read under it (expected to
  *                    FAIL G1)
@@ -67,6 +68,11 @@
 #ifndef MAXSAVE
 #define MAXSAVE 1
 #endif
+
+/* names for the counterexample printouts (spin -t) */
+mtype = { access_token, reject_401, fresh_token, stale_token, needs_login, rotated_to,
+          invalid_grant, unavailable, answer_not_committed, rejection_not_recorded,
+          nothing_in_hand, already_spent, not_spent };
 
 #define FRESH   1   /* Mode::Fresh  (access_token) */
 #define REJECT  2   /* Mode::Reject (reject(token) after a 401) */
@@ -120,10 +126,12 @@ byte crashes, rejects, saves;
 
 /* Slot::install: an unlocked read never goes back to an older generation; a read under the
    lock (or our own write) always wins. A needs_login record leaves no usable token. */
-#define install(auth) \
+#define install_auth \
+	c_gen = r_gen; c_k = (r_dead -> 0 : r_k)
+#define install_unlocked \
 	if \
-	:: (!(auth) && r_gen < c_gen) -> skip \
-	:: else -> c_gen = r_gen; c_k = (r_dead -> 0 : r_k) \
+	:: (r_gen < c_gen) -> skip \
+	:: else -> install_auth \
 	fi
 
 /* Back to the caller: temporaries cleared so that equal states compare equal. */
@@ -135,9 +143,12 @@ byte crashes, rejects, saves;
    stop at needs_login with no network call, else go for the lock. */
 #define unlocked_read \
 	r_gen = f_gen; r_k = f_k; r_dead = f_dead; \
+	printf("P%d: %e: unlocked read: generation %d, pair %d, %e\n", me, \
+		(mode == FRESH -> access_token : reject_401), r_gen, r_k, \
+		(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token))); \
 	if \
-	:: r_dead -> install(0); reset \
-	:: (!r_dead && r_gen >= c_gen && accepts(r_dead, r_k)) -> install(0); reset \
+	:: r_dead -> install_unlocked; reset \
+	:: (!r_dead && r_gen >= c_gen && accepts(r_dead, r_k)) -> install_unlocked; reset \
 	:: else -> goto locking \
 	fi
 
@@ -146,6 +157,8 @@ byte crashes, rejects, saves;
 #define DIE \
 	:: atomic { (crashes < MAXCRASH) -> \
 		crashes++; \
+		printf("P%d: KILLED (%e)\n", me, (holding -> answer_not_committed : \
+			(rejecting -> rejection_not_recorded : nothing_in_hand))); \
 		if :: lock == me -> lock = 0 :: else fi; \
 		if :: holding -> inwin[sent]--; lost[sent] = 1; holding = 0 :: else fi; \
 		if :: rejecting -> dead_lost[sent] = 1; rejecting = 0 :: else fi; \
@@ -185,12 +198,17 @@ locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read, 2.5 (every record h
 	:: atomic { LOCK;
 #if !defined(NAIVE_NOLOCK) && !defined(NAIVE_NOREREAD)
 		r_gen = f_gen; r_k = f_k; r_dead = f_dead;
+		printf("P%d: locked; re-read: generation %d, pair %d, %e\n", me, r_gen, r_k,
+			(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token)));
 		if
-		:: r_dead -> install(1); UNLOCK; reset; goto end_idle         /* NeedsLogin */
-		:: (!r_dead && accepts(r_dead, r_k)) ->
-			install(1); UNLOCK; reset; goto end_idle                  /* adopted */
+		:: r_dead ->                                                /* NeedsLogin */
+			install_auth; UNLOCK; reset; goto end_idle   /* reach: needs_login_under_lock */
+		:: (!r_dead && accepts(r_dead, r_k)) ->                     /* adopted */
+			install_auth; UNLOCK; reset; goto end_idle   /* reach: adopted_under_lock */
 		:: else
 		fi
+#elif defined(NAIVE_NOREREAD)
+		printf("P%d: locked (no re-read: it refreshes what it read before)\n", me)
 #endif
 		}
 	DIE
@@ -200,6 +218,8 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 	if
 	:: atomic {
 		sent = r_k;
+		printf("P%d: presents refresh token %d (%e)\n", me, sent,
+			(spent[sent] -> already_spent : not_spent));
 		/* G1: a redeemed refresh token is never presented again, except when the answer
 		   to its redemption died with its receiver (G3's documented window). */
 #ifdef STRICT_G1
@@ -215,16 +235,22 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 #ifndef NO_G5
 		/* G5: a rejected refresh token is recorded dead and never tried again (unless its
 		   rejecter was killed before recording it); a dead record is never refreshed. */
+#ifdef STRICT_G5
+		assert(!rejected[sent] && !f_dead);
+#else
 		assert((!rejected[sent] || dead_lost[sent]) && !f_dead);
+#endif
 #endif
 		/* the provider: State::refresh */
 		if
 		:: spent[sent] ->                                   /* a replay */
 			if
 #ifdef GRACE
-			:: !revoked[fam[sent]] -> ans = answer[sent]; outcome = OK   /* in grace */
+			:: !revoked[fam[sent]] ->                        /* within the grace window */
+				ans = answer[sent]; outcome = OK           /* reach: grace_reuse */
 #endif
-			:: true -> revoked[fam[sent]] = 1; rejected[sent] = 1; outcome = INVALID
+			:: true ->                                       /* reuse detected */
+				revoked[fam[sent]] = 1; rejected[sent] = 1; outcome = INVALID /* reach: replay_revokes */
 			fi
 		:: (!spent[sent] && revoked[fam[sent]]) ->
 			rejected[sent] = 1; outcome = INVALID
@@ -240,10 +266,15 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 			;
 			if
 			:: true
-			:: true -> lost[sent] = 1; ans = 0; outcome = TRANSIENT   /* timed out */
+			:: true ->        /* the answer is lost (refresh_timeout, a dropped connection) */
+				printf("P%d:   provider rotated to %d; the answer is lost\n", me, ans);
+				lost[sent] = 1; ans = 0; outcome = TRANSIENT /* reach: answer_lost */
 			fi
 #endif
 		fi;
+		printf("P%d:   provider answers %e %d\n", me,
+			(outcome == OK -> rotated_to :
+			 (outcome == INVALID -> invalid_grant : unavailable)), ans);
 		if
 		:: outcome == OK -> inwin[sent]++; holding = 1      /* the window opens */
 		:: outcome == INVALID -> rejecting = 1
@@ -260,19 +291,21 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 		/* G4: every write is based on the record it replaces (no clobbered update) */
 		assert(f_gen == r_gen);
 #endif
-		f_gen = r_gen + 1; f_k = ans; f_dead = 0;
+		f_gen = r_gen + 1; f_k = ans; f_dead = 0;          /* reach: commit */
+		printf("P%d: commits generation %d, pair %d; unlocks\n", me, f_gen, f_k);
 		inwin[sent]--; holding = 0;                         /* the window closes */
 		r_gen = f_gen; r_k = ans; r_dead = 0;
-		install(1); UNLOCK; reset; goto end_idle }
+		install_auth; UNLOCK; reset; goto end_idle }
 	/* §4 2.8: re-read; another writer's rotation is adopted (at most once), else the token
 	   is dead: write needs_login with last_error, unlock, InvalidGrant */
 	:: atomic { outcome == INVALID ->
 		r_gen = f_gen; r_dead = f_dead; nk = f_k;
 		if
 		:: (nk != r_k && !recovered && !r_dead) ->
-			recovered = 1; r_k = nk; nk = 0; rejecting = 0;  /* a race: nothing to record */
+			/* a race, so nothing to record; unreachable between processes that take the lock */
+			recovered = 1; r_k = nk; nk = 0; rejecting = 0;  /* unreachable: race_recovered */
 			if
-			:: accepts(r_dead, r_k) -> install(1); UNLOCK; reset; goto end_idle
+			:: accepts(r_dead, r_k) -> install_auth; UNLOCK; reset; goto end_idle
 			:: else -> goto refresh                         /* refresh once more with it */
 			fi
 		:: else -> r_k = nk; nk = 0
@@ -280,15 +313,17 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 #ifndef NO_G4
 		assert(f_gen == r_gen);
 #endif
-		f_gen = r_gen + 1; f_k = r_k; f_dead = 1; rejecting = 0;
+		f_gen = r_gen + 1; f_k = r_k; f_dead = 1; rejecting = 0; /* reach: needs_login_written */
+		printf("P%d: writes generation %d needs_login; unlocks\n", me, f_gen);
 		r_gen = f_gen; r_dead = 1;
-		install(1); UNLOCK; reset; goto end_idle }
+		install_auth; UNLOCK; reset; goto end_idle }
 	/* §4 2.9: unlock; keep the old token if the provider still takes it (refresh_deferred),
 	   else Transient */
 	:: atomic { outcome == TRANSIENT ->
 		UNLOCK;
 		if
-		:: (!r_dead && (mode == FRESH || r_k != bad)) -> install(1)
+		:: (!r_dead && (mode == FRESH || r_k != bad)) ->
+			install_auth                                     /* reach: refresh_deferred */
 		:: true
 		fi;
 		reset; goto end_idle }
@@ -302,9 +337,10 @@ save:	/* Store::save_inner: lock, read the current record, generation + 1, write
 #ifndef NO_G4
 		assert(f_gen == r_gen);
 #endif
-		f_gen = r_gen + 1; f_k = ans; f_dead = 0;
+		f_gen = r_gen + 1; f_k = ans; f_dead = 0;          /* reach: save */
+		printf("P%d: save: writes generation %d, pair %d (a new login)\n", me, f_gen, f_k);
 		r_gen = f_gen; r_k = ans; r_dead = 0;
-		install(1); UNLOCK; reset; goto end_idle }
+		install_auth; UNLOCK; reset; goto end_idle }
 	DIE
 	fi
 }
@@ -314,7 +350,8 @@ active proctype clock()
 {
 end_clock:
 	do
-	:: atomic { stale_upto + 1 < next_k -> stale_upto++ }
+	:: atomic { stale_upto + 1 < next_k -> stale_upto++;
+		printf("clock: access token %d is stale\n", stale_upto) }
 	od
 }
 
@@ -324,7 +361,9 @@ end_clock:
 active proctype invariants()
 {
 end_inv:
-#ifndef NO_G3
+#if defined(STRICT_G3)
+	atomic { !(!spent[f_k] || inwin[f_k] > 0) -> assert(!spent[f_k] || inwin[f_k] > 0) }
+#elif !defined(NO_G3)
 	atomic { !(!spent[f_k] || inwin[f_k] > 0 || lost[f_k]) ->
 		assert(!spent[f_k] || inwin[f_k] > 0 || lost[f_k]) }
 #else
