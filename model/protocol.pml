@@ -49,6 +49,9 @@
  *   NAIVE_NOLOCK     the naive protocol without the lock (expected to FAIL G1)
  *   NAIVE_NOREREAD   the naive protocol with the lock but no re-read under it (expected to
  *                    FAIL G1)
+ *   NAIVE_LOCKFILE   a lock that outlives a killed holder, as a lock file made with O_EXCL or
+ *                    mkdir does (expected to FAIL G6: spin reports an invalid end state, the
+ *                    other processes wait forever)
  *   NO_G2 .. NO_G5   leave a property out (the naive runs keep only G1, so the violation
  *                    spin reports is G1's)
  */
@@ -124,6 +127,14 @@ byte crashes, rejects, saves;
 #define UNLOCK lock = 0
 #endif
 
+#ifdef NAIVE_LOCKFILE
+/* a lock file (O_EXCL, mkdir) outlives its holder */
+#define DEATH_RELEASES_LOCK skip
+#else
+/* the kernel drops a dead process's flock */
+#define DEATH_RELEASES_LOCK if :: lock == me -> lock = 0 :: else fi
+#endif
+
 /* Slot::install: an unlocked read never goes back to an older generation; a read under the
    lock (or our own write) always wins. A needs_login record leaves no usable token. */
 #define install_auth \
@@ -159,7 +170,7 @@ byte crashes, rejects, saves;
 		crashes++; \
 		printf("P%d: KILLED (%e)\n", me, (holding -> answer_not_committed : \
 			(rejecting -> rejection_not_recorded : nothing_in_hand))); \
-		if :: lock == me -> lock = 0 :: else fi; \
+		DEATH_RELEASES_LOCK; \
 		if :: holding -> inwin[sent]--; lost[sent] = 1; holding = 0 :: else fi; \
 		if :: rejecting -> dead_lost[sent] = 1; rejecting = 0 :: else fi; \
 		c_gen = 0; c_k = 0; reset; \
