@@ -169,6 +169,18 @@ pub(crate) fn race_recovered(key: &str, path: &Path, generation: u64) {
     );
 }
 
+pub(crate) fn rotation_kept(key: &str, path: &Path, generation: u64) {
+    warn!(target: "oauth_lock", event = "rotation_kept", key, path = %path.display(), generation, "the refresh answer was unusable but carried a new refresh token; saved it");
+    notify(
+        "rotation_kept",
+        Level::Warn,
+        key,
+        path,
+        "the refresh answer was unusable but carried a new refresh token; saved it",
+        || json!({"generation": generation}),
+    );
+}
+
 pub(crate) fn needs_login(key: &str, path: &Path, reason: &str) {
     info!(target: "oauth_lock", event = "needs_login", key, path = %path.display(), reason, "the credential needs a login");
     notify(

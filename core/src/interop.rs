@@ -60,12 +60,13 @@ pub fn callback_answer(answer: &Value) -> Result<TokenFields> {
             };
         }
         if !obj.get("access_token").is_some_and(Value::is_string) {
-            return Err(Error::transient(
-                "the refresher's answer has no `access_token` string",
-            ));
+            return TokenFields::rotation_only(answer).ok_or_else(|| {
+                Error::transient("the refresher's answer has no `access_token` string")
+            });
         }
     }
     TokenFields::from_json(answer, &[])
+        .or_else(|m| TokenFields::rotation_only(answer).ok_or(m))
         .map_err(|m| Error::transient(format!("the refresher's answer is not token fields: {m}")))
 }
 

@@ -609,10 +609,30 @@ impl Leader {
                     self.options.refresh_timeout.as_millis()
                 ))),
             };
+            #[cfg(feature = "fault-injection")]
+            if outcome.is_ok() {
+                crate::fault::hit("answered");
+            }
+            let outcome = match outcome {
+                Ok(fields) if fields.access_token.is_none() && fields.refresh_token.is_some() => {
+                    // G1: the provider rotated but its answer is unusable; keep the new
+                    // refresh token so that the next refresh does not present the spent one.
+                    let mut next = record.clone();
+                    next.refresh_token = fields.refresh_token;
+                    next.refresh_token_issued_at_ms = Some(sent_at);
+                    next.stamp(record.generation, now_ms());
+                    version = locked.write(&next)?;
+                    events::rotation_kept(self.key(), &self.slot.path, next.generation);
+                    record = next;
+                    Err(Error::transient(
+                        "the refresh answer carried a new refresh token but no usable access \
+                         token; the refresh token was saved and the next call refreshes again",
+                    ))
+                }
+                other => other,
+            };
             match outcome {
                 Ok(fields) => {
-                    #[cfg(feature = "fault-injection")]
-                    crate::fault::hit("answered");
                     if fields.access_token.is_none() {
                         return Err(Error::invalid("the refresher returned no access_token"));
                     }

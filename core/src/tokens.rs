@@ -72,6 +72,18 @@ impl TokenFields {
         Ok(out)
     }
 
+    /// What is left of an unusable successful answer (no readable access token, or malformed
+    /// fields) that still carries a readable new `refresh_token`: only that refresh token.
+    /// The provider has already rotated, so dropping it would make the next refresh present
+    /// the spent one (G1); the protocol saves it and reports the refresh as `Transient`.
+    pub fn rotation_only(answer: &Value) -> Option<TokenFields> {
+        let rt = answer.get("refresh_token")?.as_str()?;
+        (!rt.is_empty()).then(|| TokenFields {
+            refresh_token: Some(Secret::new(rt)),
+            ..TokenFields::default()
+        })
+    }
+
     /// The expiry of a token obtained by a request sent at `sent_at_ms`.
     pub fn expiry(&self, sent_at_ms: i64) -> Option<i64> {
         self.expires_at_ms

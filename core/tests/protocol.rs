@@ -396,6 +396,45 @@ async fn a_refresher_asking_for_its_own_key_gets_invalid_argument() {
     assert!(err.to_string().contains("wait on itself"), "{err}");
 }
 
+/// G1: a provider that rotated but answered with an unusable body still sent a new refresh
+/// token; it is saved, so the next refresh presents it and not the spent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_answer_that_carries_a_new_refresh_token_keeps_it() {
+    let (_d, store) = store();
+    save_expired(&store, "k");
+    let provider = Rotating::new("rt-0", Duration::ZERO);
+    let strict = provider.as_refresher();
+    let garbled = Arc::new(AtomicUsize::new(0));
+    let g = garbled.clone();
+    let r = refresher_fn(move |rec| {
+        let (strict, g) = (strict.clone(), g.clone());
+        async move {
+            let fields = strict.refresh(&rec).await?;
+            if g.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Ok(fields);
+            }
+            // The first answer arrives garbled: a wrong-typed access token and expiry.
+            let rt = fields.refresh_token.unwrap().expose().to_owned();
+            oauth_lock::interop::callback_answer(
+                &json!({"access_token": 7, "refresh_token": rt, "expires_in": "soon"}),
+            )
+        }
+    });
+    let source = store.source_with("k", r).unwrap();
+    let err = source.access_token().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Transient, "{err}");
+    assert!(err.to_string().contains("refresh token was saved"), "{err}");
+    let rec = record(&store, "k");
+    assert_eq!(rec["refresh_token"], "rt-1");
+    assert_eq!(rec["access_token"], "at-0", "the old access token stays");
+    assert_eq!(rec["generation"], 2);
+    let token = source.access_token().await.unwrap();
+    assert_eq!(token.value(), "at-2");
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(provider.replays.load(Ordering::SeqCst), 0);
+    assert_eq!(record(&store, "k")["refresh_token"], "rt-2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresher_returning_no_access_token_is_invalid_argument() {
     let (_d, store) = store();

@@ -1,7 +1,8 @@
 //! Token endpoints and callback refreshers answer with anything: HTML error pages, truncated
 //! JSON, wrong types. Reading an answer must never panic, must classify every failure as
-//! InvalidGrant, Terminal or Transient, must accept only a non-empty `access_token`, and its
-//! messages must not depend on the tokens in the answer (they never quote one).
+//! InvalidGrant, Terminal or Transient, must accept only a non-empty `access_token` (or, from an
+//! unusable answer, only its new `refresh_token`), and its messages must not depend on the
+//! tokens in the answer (they never quote one).
 //!
 //! Input: an optional three-digit HTTP status (`400{"error":...}`; default 200), then the body.
 #![no_main]
@@ -78,16 +79,31 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_classification(answer: &Result<TokenFields>) {
     match answer {
-        Ok(fields) => {
-            let token = fields
-                .access_token
-                .as_ref()
-                .expect("tokens include an access token");
-            assert!(
+        Ok(fields) => match &fields.access_token {
+            Some(token) => assert!(
                 !token.expose().is_empty(),
                 "an empty access token is refused"
-            );
-        }
+            ),
+            // An unusable answer that rotated: only its new refresh token is kept (G1).
+            None => {
+                let rt = fields
+                    .refresh_token
+                    .as_ref()
+                    .expect("tokens include an access token or a rotated refresh token");
+                assert!(
+                    !rt.expose().is_empty(),
+                    "an empty refresh token is no rotation"
+                );
+                assert_eq!(
+                    fields,
+                    &TokenFields {
+                        refresh_token: fields.refresh_token.clone(),
+                        ..TokenFields::default()
+                    },
+                    "a rotation-only answer keeps nothing else"
+                );
+            }
+        },
         Err(e) => assert!(
             matches!(
                 e.code(),

@@ -245,8 +245,8 @@ pub(crate) fn parse_token_response(
             .as_ref()
             .and_then(|b| b.get("access_token"))
             .is_some_and(Value::is_string);
-        return match body.filter(|_| has_token) {
-            Some(b) => TokenFields::from_json(&b, &[]).map_err(|m| {
+        let read = match body.as_ref().filter(|_| has_token) {
+            Some(b) => TokenFields::from_json(b, &[]).map_err(|m| {
                 Error::transient(format!(
                     "{url} answered HTTP {status} with a malformed token response: {m}"
                 ))
@@ -255,6 +255,7 @@ pub(crate) fn parse_token_response(
                 "{url} answered HTTP {status} with a body that is not an OAuth token response"
             ))),
         };
+        return read.or_else(|e| body.as_ref().and_then(TokenFields::rotation_only).ok_or(e));
     }
     let oauth_error = body
         .as_ref()
@@ -398,10 +399,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_success_keeps_only_its_new_refresh_token() {
+        for body in [
+            r#"{"access_token":"at-secret-1","refresh_token":"rt-secret-2","expires_in":"soon"}"#,
+            r#"{"access_token":7,"refresh_token":"rt-secret-2"}"#,
+            r#"{"refresh_token":"rt-secret-2"}"#,
+        ] {
+            let fields = answer(200, body).unwrap();
+            assert_eq!(fields.access_token, None, "{body}");
+            assert_eq!(fields.refresh_token.unwrap().expose(), "rt-secret-2");
+        }
+        // Nothing to keep: an empty or wrong-typed refresh token is no rotation.
+        for body in [r#"{"refresh_token":""}"#, r#"{"refresh_token":5}"#] {
+            assert_eq!(answer(200, body).unwrap_err().code(), ErrorCode::Transient);
+        }
+        // Only a success rotates; an error body's refresh token is ignored.
+        assert!(answer(400, r#"{"refresh_token":"rt-secret-2"}"#).is_err());
+    }
+
+    #[test]
     fn token_response_messages_name_the_url_never_a_token() {
         let err = answer(
             200,
-            r#"{"access_token":"at-secret-1","refresh_token":"rt-secret-2","expires_in":"soon"}"#,
+            r#"{"access_token":"at-secret-1","refresh_token":7,"expires_in":"soon"}"#,
         )
         .unwrap_err();
         let msg = err.to_string();
