@@ -180,7 +180,7 @@ struct Tally {
     grace_reuses: u64,
     /// Replays the provider counted after the kill (the next caller's).
     replays: u64,
-    /// Temp files left behind by the kill (never read as records).
+    /// Temp files left behind by the kill (never read as records; the next write removes them).
     stray_temp_files: u64,
 }
 
@@ -485,7 +485,7 @@ impl Rig {
         if rotated == 0 {
             tally.no_rotation += 1;
         }
-        let new_temps = temp_files(&self.dir, KEY).len() - temps0;
+        let new_temps = temp_files(&self.dir, KEY).len().saturating_sub(temps0);
         tally.stray_temp_files += new_temps as u64;
         match how.point() {
             Some("locked") => assert_eq!(rotated, 0, "{context}: nothing was sent yet"),
@@ -538,6 +538,11 @@ impl Rig {
                 login_and_save(&self.mock, &self.dir, KEY, None);
             }
         }
+        assert_eq!(
+            temp_files(&self.dir, KEY),
+            Vec::<String>::new(),
+            "{context}: the next write under the lock removes a dead writer's temp file"
+        );
         self.assert_sound(context);
     }
 

@@ -145,6 +145,27 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Temp files of this record left by writers killed before their rename (G6). Every writer
+/// holds the record's lock, so while we hold it any such file is a dead writer's; removing
+/// them keeps a crash-prone machine's store from filling up. Best effort: they are never
+/// read as records either way.
+fn remove_stale_temp_files(dir: &Path, path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Temp file → write → fsync → rename over the record → fsync the directory.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -260,6 +281,7 @@ impl Locked for FsLocked {
     }
 
     fn write(&mut self, record: &Record) -> Result<Version> {
+        remove_stale_temp_files(&self.dir, &self.path);
         write_atomically(&self.dir, &self.path, &record.to_bytes())
     }
 
