@@ -535,7 +535,7 @@ def benchmarks_md(langs: Results, contention: Results, run: Dict[str, Any]) -> s
         "summary with one command:",
         "",
         "```bash",
-        "./scripts/bench                 # release builds, every language, then bench/report.py (~10 min)",
+        "./scripts/bench                 # release builds, every language, then bench/report.py (~4-5 min)",
         "BENCH_QUICK=1 ./scripts/bench   # a smoke run with few rounds (~3 min)",
         "./scripts/bench-<lang>          # one language alone (rust, c, jvm, python, node) → bench/results/",
         "./scripts/bench --render        # re-render from bench/results/ without measuring",
