@@ -1,8 +1,8 @@
 //! The decision events of DESIGN.md §8, emitted through `tracing` with target `oauth_lock`
 //! and an `event` field, so every binding can route them. Tokens appear only as fingerprints.
 
+use arc_swap::ArcSwap;
 use once_cell::sync::Lazy;
-use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,7 +36,9 @@ pub type ListenerId = u64;
 
 type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
-static LISTENERS: Lazy<RwLock<Vec<(ListenerId, Listener)>>> = Lazy::new(Default::default);
+// Lock-free (read-copy-update), so that a fork never copies a listener lock held by a thread
+// the child lacks.
+static LISTENERS: Lazy<ArcSwap<Vec<(ListenerId, Listener)>>> = Lazy::new(Default::default);
 static ANY_LISTENER: AtomicBool = AtomicBool::new(false);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -44,19 +46,25 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// For bindings that route events to their own logging (Python `logging`, Node listeners).
 pub fn add_listener(f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mut all = LISTENERS.write();
-    all.push((id, Arc::new(f)));
+    let f: Listener = Arc::new(f);
+    LISTENERS.rcu(|all| {
+        let mut all = Vec::clone(all);
+        all.push((id, f.clone()));
+        all
+    });
     ANY_LISTENER.store(true, Ordering::Release);
     id
 }
 
 /// Stops calling a listener; `false` when it was not registered.
 pub fn remove_listener(id: ListenerId) -> bool {
-    let mut all = LISTENERS.write();
-    let before = all.len();
-    all.retain(|(i, _)| *i != id);
-    ANY_LISTENER.store(!all.is_empty(), Ordering::Release);
-    all.len() != before
+    let before = LISTENERS.rcu(|all| {
+        let mut all = Vec::clone(all);
+        all.retain(|(i, _)| *i != id);
+        all
+    });
+    ANY_LISTENER.store(!LISTENERS.load().is_empty(), Ordering::Release);
+    before.iter().any(|(i, _)| *i == id)
 }
 
 /// Builds the event only when someone listens: the hot path pays one atomic load.
@@ -83,9 +91,8 @@ fn notify(
         message,
         fields,
     };
-    // Cloned out so that a listener may add or remove listeners.
-    let listeners: Vec<Listener> = LISTENERS.read().iter().map(|(_, l)| l.clone()).collect();
-    for l in listeners {
+    // A snapshot, so that a listener may add or remove listeners.
+    for (_, l) in LISTENERS.load_full().iter() {
         l(&ev);
     }
 }

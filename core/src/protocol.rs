@@ -12,12 +12,11 @@ use crate::runtime::{self, now_ms};
 use crate::tokens::AccessToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures_util::FutureExt;
-use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -61,32 +60,45 @@ pub(crate) struct Slot {
     epoch: u64,
     known: ArcSwapOption<Known>,
     last_check_ms: AtomicI64,
-    flight: parking_lot::Mutex<Option<Arc<Flight>>>,
+    flight: Mutex<Option<Arc<Flight>>>,
 }
 
-type Registry = HashMap<(PathBuf, Key), Arc<Slot>>;
-static SLOTS: Lazy<parking_lot::Mutex<(u64, Registry)>> =
-    Lazy::new(|| parking_lot::Mutex::new((0, HashMap::new())));
+/// The slots of one side of a fork. A child starts a registry of its own (its epoch), so a
+/// mutex that a parent's thread held at the fork is left behind, never waited for.
+struct Registry {
+    epoch: u64,
+    slots: Mutex<HashMap<(PathBuf, Key), Arc<Slot>>>,
+}
+static SLOTS: ArcSwapOption<Registry> = ArcSwapOption::const_empty();
 
-/// Fork handler hook: the registry's mutex may have been held by a thread the child lacks.
-pub(crate) fn after_fork_in_child() {
-    if let Some(slots) = Lazy::get(&SLOTS) {
-        if slots.is_locked() {
-            unsafe { slots.force_unlock() };
+/// This epoch's registry, made by the first caller after a fork (or at start).
+fn registry(epoch: u64) -> Arc<Registry> {
+    loop {
+        if let Some(r) = SLOTS.load_full().filter(|r| r.epoch == epoch) {
+            return r;
         }
+        SLOTS.rcu(|current| match current {
+            Some(r) if r.epoch == epoch => Some(r.clone()),
+            _ => Some(Arc::new(Registry {
+                epoch,
+                slots: Mutex::new(HashMap::new()),
+            })),
+        });
     }
+}
+
+/// A poisoned lock only means a panic elsewhere; the data it guards stays consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Slot {
     /// The slot for (store, key) in this process (of this side of the last fork).
     pub(crate) fn get(backend: &Arc<dyn Backend>, key: &Key) -> Arc<Slot> {
         let epoch = runtime::epoch();
-        let mut reg = SLOTS.lock();
-        if reg.0 != epoch {
-            // Slots of the parent: their flights' tasks do not exist here.
-            *reg = (epoch, HashMap::new());
-        }
-        reg.1
+        let registry = registry(epoch);
+        let mut slots = lock(&registry.slots);
+        slots
             .entry((backend.id().to_owned(), key.clone()))
             .or_insert_with(|| {
                 Arc::new(Slot {
@@ -96,7 +108,7 @@ impl Slot {
                     epoch,
                     known: ArcSwapOption::empty(),
                     last_check_ms: AtomicI64::new(0),
-                    flight: parking_lot::Mutex::new(None),
+                    flight: Mutex::new(None),
                 })
             })
             .clone()
@@ -386,7 +398,7 @@ impl TokenSource {
     }
 
     fn join_or_start(&self, slot: &Arc<Slot>, mode: &Mode) -> (Arc<Flight>, bool) {
-        let mut current = slot.flight.lock();
+        let mut current = lock(&slot.flight);
         if let Some(f) = current.as_ref().filter(|f| f.result.get().is_none()) {
             return (f.clone(), false);
         }
@@ -417,7 +429,7 @@ impl TokenSource {
             .map_err(|e| leader.slot.err(e));
             let _ = f.result.set(result);
             f.done.notify_waiters();
-            let mut current = leader.slot.flight.lock();
+            let mut current = lock(&leader.slot.flight);
             if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &f)) {
                 *current = None;
             }

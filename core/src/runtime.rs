@@ -3,9 +3,9 @@
 
 use crate::record::UpdatedBy;
 use arc_swap::ArcSwapOption;
-use once_cell::sync::{Lazy, OnceCell};
+use once_cell::sync::OnceCell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -49,7 +49,30 @@ pub(crate) struct Process {
 }
 
 static PROCESS: ArcSwapOption<Process> = ArcSwapOption::const_empty();
-static BUILD: Lazy<parking_lot::Mutex<()>> = Lazy::new(|| parking_lot::Mutex::new(()));
+/// Held by the thread building this side of the fork's runtime. A flag, not a mutex, so that
+/// the fork handler can release it for a builder that does not exist in the child.
+static BUILDING: AtomicBool = AtomicBool::new(false);
+
+/// Releases [`BUILDING`] when the build ends (or panics).
+struct Building;
+
+impl Building {
+    fn acquire() -> Building {
+        while BUILDING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        Building
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        BUILDING.store(false, Ordering::Release);
+    }
+}
 
 /// The runtime and client of this process (of this side of the last fork).
 pub(crate) fn process() -> Arc<Process> {
@@ -58,7 +81,7 @@ pub(crate) fn process() -> Arc<Process> {
     if let Some(p) = PROCESS.load_full().filter(|p| p.epoch == epoch) {
         return p;
     }
-    let _guard = BUILD.lock();
+    let _building = Building::acquire();
     if let Some(p) = PROCESS.load_full().filter(|p| p.epoch == epoch) {
         return p;
     }
@@ -117,12 +140,9 @@ pub(crate) fn install_fork_handler() {
 
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
-    // Only async-signal-safe work here: atomics, close(2), and unlocking mutexes whose
-    // holders were threads that do not exist in the child.
+    // Only async-signal-safe work here: atomics and close(2). State guarded by locks is kept
+    // per epoch, so nothing a parent's thread held at the fork is ever waited for.
     FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
     crate::lock::close_inherited_lock_fds();
-    if BUILD.is_locked() {
-        unsafe { BUILD.force_unlock() };
-    }
-    crate::protocol::after_fork_in_child();
+    BUILDING.store(false, Ordering::Release);
 }
