@@ -36,6 +36,15 @@ impl Version {
     }
 }
 
+/// A write that took effect: every process now reads the new record.
+#[derive(Debug)]
+pub struct Committed {
+    pub version: Version,
+    /// Set when the record was replaced but could not be made durable (syncing its directory
+    /// failed): it is committed for every process, and a power loss may still undo it.
+    pub not_durable: Option<Error>,
+}
+
 /// What `status` reports about where a record is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Placement {
@@ -69,8 +78,9 @@ pub trait Locked: Send {
     fn waited(&self) -> Duration;
     /// The authoritative read.
     fn read(&mut self) -> Result<Option<(Record, Version)>>;
-    /// Replaces the record atomically and durably.
-    fn write(&mut self, record: &Record) -> Result<Version>;
+    /// Replaces the record atomically and durably. An error means the record was NOT
+    /// replaced; a replacement that may not survive a power loss is `Ok` and says so.
+    fn write(&mut self, record: &Record) -> Result<Committed>;
     /// Removes the record (not the lock); whether there was one.
     fn remove(&mut self) -> Result<bool>;
 }
@@ -167,7 +177,7 @@ fn remove_stale_temp_files(dir: &Path, path: &Path) {
 }
 
 /// Temp file → write → fsync → rename over the record → fsync the directory.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
@@ -197,8 +207,14 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
         Ok(v) => {
             #[cfg(feature = "fault-injection")]
             crate::fault::hit("before-dir-sync");
-            sync_dir(dir).map_err(|e| Error::io("syncing the store directory", dir, &e))?;
-            Ok(v)
+            // The rename happened: the record is committed whatever the sync says.
+            let not_durable = sync_dir(dir)
+                .err()
+                .map(|e| Error::io("syncing the store directory", dir, &e));
+            Ok(Committed {
+                version: v,
+                not_durable,
+            })
         }
         Err(e) => {
             let _ = fs::remove_file(&tmp);
@@ -280,7 +296,7 @@ impl Locked for FsLocked {
         read_record(&self.path)
     }
 
-    fn write(&mut self, record: &Record) -> Result<Version> {
+    fn write(&mut self, record: &Record) -> Result<Committed> {
         remove_stale_temp_files(&self.dir, &self.path);
         write_atomically(&self.dir, &self.path, &record.to_bytes())
     }

@@ -122,7 +122,12 @@ pub enum Error {
         description: Option<String>,
     },
     #[error("{ctx}: temporary failure: {reason}")]
-    Transient { ctx: Context, reason: String },
+    Transient {
+        ctx: Context,
+        reason: String,
+        /// How long the provider asked us to wait (its `Retry-After`), when it said.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("{ctx}: the lock was not obtained within {waited_ms} ms")]
     Busy { ctx: Context, waited_ms: u64 },
     #[error("{ctx}: refused to replace a credential that has a refresh token with one that has none (pass allow_downgrade to force)")]
@@ -172,6 +177,16 @@ macro_rules! context_of {
         }
     };
 }
+
+/// The terminal OAuth errors that say the refresh token itself is dead (besides
+/// `invalid_grant`), as providers spell them (DESIGN.md §4 step 8).
+pub const REFRESH_TOKEN_ERRORS: [&str; 5] = [
+    "invalid_refresh_token",
+    "refresh_token_reused",
+    "refresh_token_expired",
+    "refresh_token_invalidated",
+    "app_session_terminated",
+];
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -258,6 +273,37 @@ impl Error {
         Error::Transient {
             ctx: Context::default(),
             reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A failure worth retrying after `after` (a provider's `Retry-After`), for refreshers.
+    pub fn transient_retry_after(reason: impl Into<String>, after: std::time::Duration) -> Self {
+        Error::Transient {
+            ctx: Context::default(),
+            reason: reason.into(),
+            retry_after: Some(after),
+        }
+    }
+
+    /// How long the provider asked every caller to wait before the next refresh, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the provider said the refresh token itself is dead (DESIGN.md §4 step 8):
+    /// `invalid_grant`, or a terminal error in [`REFRESH_TOKEN_ERRORS`]. Only these mark a
+    /// record `needs_login`; a client or configuration error leaves the credential usable.
+    pub fn is_refresh_token_error(&self) -> bool {
+        match self {
+            Error::InvalidGrant { .. } => true,
+            Error::Terminal { oauth_error, .. } => {
+                REFRESH_TOKEN_ERRORS.contains(&oauth_error.as_str())
+            }
+            _ => false,
         }
     }
 

@@ -4,6 +4,9 @@
 use arc_swap::ArcSwap;
 use once_cell::sync::Lazy;
 use serde_json::{json, Map, Value};
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,6 +70,54 @@ pub fn remove_listener(id: ListenerId) -> bool {
     before.iter().any(|(i, _)| *i == id)
 }
 
+tokio::task_local! {
+    /// Events decided by a flight's leader, held until it has released the lock.
+    static HELD: RefCell<Vec<Event>>;
+}
+
+thread_local! {
+    /// The same for blocking work (a save, a clear) on this thread.
+    static HELD_HERE: RefCell<Option<Vec<Event>>> = const { RefCell::new(None) };
+}
+
+/// Runs `fut`, then hands the listeners the events it decided: a listener (a Python one waits
+/// for the GIL) never runs while the credential's lock is held, so it never stretches another
+/// process's wait. `fut` must release every lock it takes before it ends.
+pub(crate) async fn after_unlock<F: Future>(fut: F) -> F::Output {
+    let (out, held) = HELD
+        .scope(RefCell::new(Vec::new()), async {
+            let out = fut.await;
+            (out, HELD.with(|h| h.take()))
+        })
+        .await;
+    dispatch(&held);
+    out
+}
+
+/// [`after_unlock`] for blocking work on the calling thread.
+pub(crate) fn after_unlock_blocking<T>(f: impl FnOnce() -> T) -> T {
+    let outer = HELD_HERE.with(|h| h.borrow_mut().replace(Vec::new()));
+    let out = f();
+    let held = HELD_HERE.with(|h| std::mem::replace(&mut *h.borrow_mut(), outer));
+    dispatch(&held.unwrap_or_default());
+    out
+}
+
+/// Calls every listener with each event; a listener that panics is skipped, never fatal to
+/// the caller (its panic says nothing about the refresh, which is already committed).
+fn dispatch(events: &[Event]) {
+    if events.is_empty() {
+        return;
+    }
+    // A snapshot, so that a listener may add or remove listeners.
+    let listeners = LISTENERS.load_full();
+    for ev in events {
+        for (_, l) in listeners.iter() {
+            let _ = catch_unwind(AssertUnwindSafe(|| l(ev)));
+        }
+    }
+}
+
 /// Builds the event only when someone listens: the hot path pays one atomic load.
 fn notify(
     event: &'static str,
@@ -91,10 +142,23 @@ fn notify(
         message,
         fields,
     };
-    // A snapshot, so that a listener may add or remove listeners.
-    for (_, l) in LISTENERS.load_full().iter() {
-        l(&ev);
+    // Held for later while a leader or a blocking write is deciding under the lock.
+    if HELD.try_with(|h| h.borrow_mut().push(ev.clone())).is_ok() {
+        return;
     }
+    let held_here = HELD_HERE
+        .try_with(|h| match h.borrow_mut().as_mut() {
+            Some(held) => {
+                held.push(ev.clone());
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(false);
+    if held_here {
+        return;
+    }
+    dispatch(std::slice::from_ref(&ev));
 }
 
 pub(crate) fn adopted(key: &str, path: &Path, generation: u64, authoritative: bool) {
@@ -221,5 +285,65 @@ pub(crate) fn login_without_refresh_token(key: &str, path: &Path) {
         path,
         "saved a credential without a refresh token: it cannot be refreshed",
         || json!({}),
+    );
+}
+
+pub(crate) fn refresh_refused(key: &str, path: &Path, oauth_error: &str) {
+    warn!(target: "oauth_lock", event = "refresh_refused", key, path = %path.display(), oauth_error, "the provider refused the refresh with a client or configuration error; the refresh token stays usable");
+    notify(
+        "refresh_refused",
+        Level::Warn,
+        key,
+        path,
+        "the provider refused the refresh with a client or configuration error; the refresh token stays usable",
+        || json!({"oauth_error": oauth_error}),
+    );
+}
+
+pub(crate) fn backing_off(key: &str, path: &Path, until_ms: i64, failures: u32) {
+    warn!(target: "oauth_lock", event = "backing_off", key, path = %path.display(), until_ms, failures, "the refresh failed; no process refreshes this credential again before until_ms");
+    notify(
+        "backing_off",
+        Level::Warn,
+        key,
+        path,
+        "the refresh failed; no process refreshes this credential again before until_ms",
+        || json!({"until_ms": until_ms, "failures": failures}),
+    );
+}
+
+pub(crate) fn commit_not_durable(key: &str, path: &Path, reason: &str) {
+    warn!(target: "oauth_lock", event = "commit_not_durable", key, path = %path.display(), reason, "the record was replaced (every process sees it) but syncing its directory failed; a power loss may undo it");
+    notify(
+        "commit_not_durable",
+        Level::Warn,
+        key,
+        path,
+        "the record was replaced (every process sees it) but syncing its directory failed; a power loss may undo it",
+        || json!({"reason": reason}),
+    );
+}
+
+pub(crate) fn rotation_held(key: &str, path: &Path, reason: &str) {
+    warn!(target: "oauth_lock", event = "rotation_held", key, path = %path.display(), reason, "the refresh succeeded but its commit failed; this process holds the new tokens and commits them before the next refresh");
+    notify(
+        "rotation_held",
+        Level::Warn,
+        key,
+        path,
+        "the refresh succeeded but its commit failed; this process holds the new tokens and commits them before the next refresh",
+        || json!({"reason": reason}),
+    );
+}
+
+pub(crate) fn rotation_recommitted(key: &str, path: &Path, generation: u64) {
+    info!(target: "oauth_lock", event = "rotation_recommitted", key, path = %path.display(), generation, "committed the tokens of an earlier refresh whose commit had failed");
+    notify(
+        "rotation_recommitted",
+        Level::Info,
+        key,
+        path,
+        "committed the tokens of an earlier refresh whose commit had failed",
+        || json!({"generation": generation}),
     );
 }

@@ -1,15 +1,16 @@
 //! The refresh protocol of DESIGN.md §4: the per-process slot for each (store, key), the hot
 //! path, the single flight, and the leader's locked re-read → refresh → commit → publish.
 
-use crate::backend::{Backend, Locked, Version};
+use crate::backend::{Backend, Committed, Locked, Version};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
 use crate::mirror::{MirrorConfig, MirrorTokens};
-use crate::record::{Record, State};
+use crate::record::{Backoff, LastError, Record, State};
 use crate::refresher::{OAuth2, OAuth2Config, Refresher};
-use crate::runtime::{self, now_ms};
-use crate::tokens::AccessToken;
+use crate::runtime::{self, ms_i64, now_ms};
+use crate::secret::Secret;
+use crate::tokens::{AccessToken, TokenFields};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures_util::FutureExt;
 use std::collections::HashMap;
@@ -29,9 +30,18 @@ pub struct SourceOptions {
     pub lock_timeout: Duration,
     /// How often the hot path checks the file for another process's login or logout. Default 1 s.
     pub revalidate: Duration,
-    /// Longest a refresher may take before `Transient`. Default 30 s.
+    /// Longest the callers wait for a refresher before `Transient` (or the old token while it
+    /// is still accepted). Default 30 s. The refresh itself keeps the credential's lock until
+    /// the refresher has really ended, at most [`LATE_ANSWER_WINDOW`] longer, and commits a
+    /// late good answer, so that nobody sends the same refresh token meanwhile.
     pub refresh_timeout: Duration,
 }
+
+/// How long past `refresh_timeout` a refresh keeps the lock waiting for its refresher (the
+/// hard cap of DESIGN.md §4 step 6): 30 s + 4 s stays under the 35 s `write_lock_timeout`, so a
+/// login still gets through. A refresher still running after it is abandoned and the lock
+/// released; if it then reaches the provider, its refresh token is spent (the G3 window).
+pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(4);
 
 impl Default for SourceOptions {
     fn default() -> Self {
@@ -61,6 +71,16 @@ pub(crate) struct Slot {
     known: ArcSwapOption<Known>,
     last_check_ms: AtomicI64,
     flight: Mutex<Option<Arc<Flight>>>,
+    /// A refresh the provider answered whose commit failed: the only copy of the new refresh
+    /// token, committed by this process's next leader before it refreshes (G3).
+    held: Mutex<Option<HeldRotation>>,
+}
+
+/// A rotation not yet in the store.
+struct HeldRotation {
+    /// The generation it was refreshed from; if the store moved on, it is superseded.
+    base_generation: u64,
+    record: Record,
 }
 
 /// The slots of one side of a fork. A child starts a registry of its own (its epoch), so a
@@ -109,6 +129,7 @@ impl Slot {
                     known: ArcSwapOption::empty(),
                     last_check_ms: AtomicI64::new(0),
                     flight: Mutex::new(None),
+                    held: Mutex::new(None),
                 })
             })
             .clone()
@@ -122,7 +143,8 @@ impl Slot {
         self.known.load().as_ref().map(|k| k.record.generation)
     }
 
-    /// Remembers a record. Unlocked reads never go back to an older generation; a read
+    /// Remembers a record. Unlocked reads never go back to an older generation, even when
+    /// another thread installs a newer one at the same moment (compare-and-swap); a read
     /// under the lock (or our own write) is the truth and always wins.
     pub(crate) fn install(
         &self,
@@ -130,9 +152,6 @@ impl Slot {
         version: Option<Version>,
         authoritative: bool,
     ) -> Option<AccessToken> {
-        if !authoritative && self.generation().is_some_and(|g| record.generation < g) {
-            return self.known.load().as_ref().and_then(|k| k.token.clone());
-        }
         let token = match (&record.access_token, record.state) {
             (Some(at), State::Ok) => Some(AccessToken::new(
                 at.expose(),
@@ -142,11 +161,32 @@ impl Slot {
             )),
             _ => None,
         };
-        self.known.store(Some(Arc::new(Known {
+        let generation = record.generation;
+        let fresh = Some(Arc::new(Known {
             record,
             version,
             token: token.clone(),
-        })));
+        }));
+        if authoritative {
+            self.known.store(fresh);
+        } else {
+            let mut current = self.known.load_full();
+            loop {
+                if let Some(k) = current.as_ref().filter(|k| k.record.generation > generation) {
+                    return k.token.clone();
+                }
+                let previous = self.known.compare_and_swap(&current, fresh.clone());
+                let swapped = match (&*previous, &current) {
+                    (Some(p), Some(c)) => Arc::ptr_eq(p, c),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if swapped {
+                    break;
+                }
+                current = self.known.load_full();
+            }
+        }
         self.last_check_ms.store(now_ms(), Ordering::Relaxed);
         token
     }
@@ -168,6 +208,22 @@ enum Mode {
 }
 
 impl Mode {
+    /// Whether `record`'s token may still be handed out after a failed refresh (DESIGN.md §4
+    /// step 9): not past its expiry, and not the token the caller saw rejected.
+    fn still_usable(&self, record: &Record, now: i64) -> bool {
+        match self {
+            Mode::Fresh => record.is_unexpired(now),
+            Mode::Reject(bad) => {
+                record.is_unexpired(now)
+                    && record
+                        .access_token
+                        .as_ref()
+                        .is_some_and(|t| t.expose() != bad)
+            }
+            Mode::Force => false,
+        }
+    }
+
     /// Whether `record`'s token satisfies this mode without a refresh.
     fn accepts(&self, record: &Record, now: i64, margin_ms: i64) -> bool {
         match self {
@@ -275,7 +331,7 @@ impl TokenSource {
     }
 
     fn margin_ms(&self) -> i64 {
-        self.options.refresh_margin.as_millis() as i64
+        ms_i64(self.options.refresh_margin)
     }
 
     /// The hot path: the slot's token if it is fresh, with at most one `stat` per
@@ -293,7 +349,7 @@ impl TokenSource {
             return None;
         }
         let last = slot.last_check_ms.load(Ordering::Relaxed);
-        if now - last >= self.options.revalidate.as_millis() as i64
+        if now.saturating_sub(last) >= ms_i64(self.options.revalidate)
             && slot
                 .last_check_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -330,7 +386,7 @@ impl TokenSource {
     pub async fn access_token_valid_for(&self, at_least: Duration) -> Result<AccessToken> {
         let token = self.access_token().await?;
         match token.expires_at_ms() {
-            Some(exp) if exp - now_ms() < at_least.as_millis() as i64 => {
+            Some(exp) if exp.saturating_sub(now_ms()) < ms_i64(at_least) => {
                 self.reject(token.value()).await
             }
             _ => Ok(token),
@@ -414,23 +470,23 @@ impl TokenSource {
             refresher: self.refresher.clone(),
             options: self.options,
             mode: mode.clone(),
+            flight: flight.clone(),
         };
-        let f = flight.clone();
         let process = runtime::process();
         let scope = (slot.backend.id().to_owned(), slot.key.clone());
         process.runtime.spawn(REFRESHING.scope(scope, async move {
-            // A panicking refresher must not leave the followers waiting forever.
-            let result = match AssertUnwindSafe(leader.run()).catch_unwind().await {
+            // Listeners hear the leader's events once it has released the lock (before its
+            // callers return, so that a caller that saw the result has seen the events too).
+            let run = events::after_unlock(leader.run());
+            let result = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(r) => r,
                 Err(_) => Err(Error::invalid(
-                    "the refresher panicked; nothing was written",
+                    "oauth-lock's refresh task panicked (a bug); the record holds its last commit",
                 )),
-            }
-            .map_err(|e| leader.slot.err(e));
-            let _ = f.result.set(result);
-            f.done.notify_waiters();
+            };
+            leader.publish(result);
             let mut current = lock(&leader.slot.flight);
-            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &f)) {
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &leader.flight)) {
                 *current = None;
             }
         }));
@@ -444,6 +500,17 @@ struct Leader {
     refresher: Option<Arc<dyn Refresher>>,
     options: SourceOptions,
     mode: Mode,
+    flight: Arc<Flight>,
+}
+
+/// What step 8 found after the provider said the refresh token is dead.
+enum Recovery {
+    /// Another writer rotated it and its token serves the caller.
+    Adopted(AccessToken),
+    /// Another writer rotated it; refresh once more with its refresh token.
+    Retry(Record, Version),
+    /// Nobody rotated it: the credential is dead (the record as read now).
+    Dead(Record, Version),
 }
 
 impl Leader {
@@ -451,8 +518,22 @@ impl Leader {
         self.slot.key.as_str()
     }
 
+    fn path(&self) -> &std::path::Path {
+        &self.slot.path
+    }
+
     fn margin_ms(&self) -> i64 {
-        self.options.refresh_margin.as_millis() as i64
+        ms_i64(self.options.refresh_margin)
+    }
+
+    fn accepts(&self, record: &Record) -> bool {
+        self.mode.accepts(record, now_ms(), self.margin_ms())
+    }
+
+    /// Answers the flight's callers; later answers of the same flight are ignored.
+    fn publish(&self, result: Result<AccessToken>) {
+        let _ = self.flight.result.set(result.map_err(|e| self.slot.err(e)));
+        self.flight.done.notify_waiters();
     }
 
     /// Announces a record another writer made, if it is news to this process.
@@ -462,7 +543,7 @@ impl Leader {
             .generation()
             .is_some_and(|g| record.generation > g)
         {
-            events::adopted(self.key(), &self.slot.path, record.generation, under_lock);
+            events::adopted(self.key(), self.path(), record.generation, under_lock);
         }
     }
 
@@ -494,16 +575,21 @@ impl Leader {
             ),
             None => "the credential is marked needs_login; log in again".to_owned(),
         };
-        events::needs_login(self.key(), &self.slot.path, &reason);
+        events::needs_login(self.key(), self.path(), &reason);
         Error::needs_login(reason)
     }
 
+    fn gone(&self) -> Error {
+        self.slot.forget();
+        events::needs_login(self.key(), self.path(), "no credential is stored");
+        Error::needs_login("no credential is stored under this key; log in (save) first")
+    }
+
+    /// Steps 1–4, then 5–9 under the lock.
     async fn run(&self) -> Result<AccessToken> {
-        let backend = self.slot.backend.clone();
-        let key = self.slot.key.clone();
         // 1–2: the unlocked read.
         if self.mode != Mode::Force {
-            match backend.read(&key)? {
+            match self.slot.backend.read(&self.slot.key)? {
                 None => return Err(self.gone()),
                 Some((record, version)) => {
                     if record.state == State::NeedsLogin {
@@ -515,17 +601,44 @@ impl Leader {
                         .slot
                         .generation()
                         .is_none_or(|g| record.generation >= g);
-                    if newer_or_same && self.mode.accepts(&record, now_ms(), self.margin_ms()) {
+                    if newer_or_same && self.accepts(&record) {
                         self.note_adoption(&record, false);
                         return self.token_of(record, Some(version), false);
+                    }
+                    if newer_or_same && record.backing_off(now_ms()) {
+                        return self.backing_off(record, version, false);
                     }
                 }
             }
         }
-        // 3: the lock, waited for on a blocking thread (the wait blocks in the kernel).
+        // 3: the lock.
+        let mut locked = self.lock().await?;
+        // 4: the authoritative read, after committing a rotation this process still holds.
+        let Some((record, version)) = locked.read()? else {
+            return Err(self.gone());
+        };
+        let (record, version) = self.commit_held(locked.as_mut(), record, version)?;
+        if record.state == State::NeedsLogin {
+            let err = self.dead(&record);
+            self.slot.install(record, Some(version), true);
+            return Err(err);
+        }
+        if self.accepts(&record) {
+            self.note_adoption(&record, true);
+            return self.token_of(record, Some(version), true);
+        }
+        if self.mode != Mode::Force && record.backing_off(now_ms()) {
+            return self.backing_off(record, version, true);
+        }
+        self.refresh_locked(locked.as_mut(), record, version).await
+    }
+
+    /// Step 3: the lock, waited for on a blocking thread (the wait blocks in the kernel).
+    async fn lock(&self) -> Result<Box<dyn Locked>> {
+        let backend = self.slot.backend.clone();
+        let key = self.slot.key.clone();
         let timeout = self.options.lock_timeout;
-        let k = key.clone();
-        let mut locked = tokio::task::spawn_blocking(move || backend.lock(&k, timeout))
+        let locked = tokio::task::spawn_blocking(move || backend.lock(&key, timeout))
             .await
             .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
         #[cfg(feature = "fault-injection")]
@@ -533,30 +646,11 @@ impl Leader {
         if locked.waited() > Duration::ZERO {
             events::lock_waited(
                 self.key(),
-                &self.slot.path,
+                self.path(),
                 locked.waited().as_secs_f64() * 1000.0,
             );
         }
-        // 4: the authoritative read.
-        let Some((record, version)) = locked.read()? else {
-            return Err(self.gone());
-        };
-        if record.state == State::NeedsLogin {
-            let err = self.dead(&record);
-            self.slot.install(record, Some(version), true);
-            return Err(err);
-        }
-        if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
-            self.note_adoption(&record, true);
-            return self.token_of(record, Some(version), true);
-        }
-        self.refresh_locked(locked.as_mut(), record, version).await
-    }
-
-    fn gone(&self) -> Error {
-        self.slot.forget();
-        events::needs_login(self.key(), &self.slot.path, "no credential is stored");
-        Error::needs_login("no credential is stored under this key; log in (save) first")
+        Ok(locked)
     }
 
     fn refresher_for(&self, record: &Record) -> Result<Arc<dyn Refresher>> {
@@ -576,218 +670,446 @@ impl Leader {
         &self,
         locked: &mut dyn Locked,
         mut record: Record,
-        version: Version,
+        mut version: Version,
     ) -> Result<AccessToken> {
-        let mut recovered = false;
-        let mut version = version;
         let mirror = record
             .mirror
             .as_ref()
             .map(MirrorConfig::from_json)
             .transpose()?;
         // §6: another program rotated the token in its own file: adopt it instead of refreshing.
-        if let Some(m) = mirror.as_ref().and_then(MirrorConfig::read) {
-            let rotated = m.refresh_token.is_some() && m.refresh_token != record.refresh_token;
-            if rotated
-                && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
-            {
-                (record, version) = adopt_mirror(locked, &record, m)?;
-                events::adopted(self.key(), &self.slot.path, record.generation, true);
-                if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
-                    return self.token_of(record, Some(version), true);
-                }
+        if let Some(m) = mirror.as_ref().and_then(|m| newer_in_mirror(m, &record)) {
+            (record, version) = self.adopt_mirror(locked, &record, m)?;
+            events::adopted(self.key(), self.path(), record.generation, true);
+            if self.accepts(&record) {
+                return self.token_of(record, Some(version), true);
             }
         }
+        let mut recovered = false;
         loop {
+            // 5
             let Some(old_rt) = record.refresh_token.clone() else {
-                events::needs_login(self.key(), &self.slot.path, "no refresh token");
+                events::needs_login(self.key(), self.path(), "no refresh token");
                 self.slot.install(record, Some(version), true);
                 return Err(Error::needs_login(
                     "the credential has no refresh token and its access token is not fresh",
                 ));
             };
             let refresher = self.refresher_for(&record)?;
+            // 6
             let sent_at = now_ms();
             let started = Instant::now();
-            let outcome = match tokio::time::timeout(
-                self.options.refresh_timeout,
-                refresher.refresh(&record),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Error::transient(format!(
-                    "the refresher did not answer within {} ms",
-                    self.options.refresh_timeout.as_millis()
-                ))),
-            };
+            let outcome = self.attempt(refresher, &record).await;
             #[cfg(feature = "fault-injection")]
             if outcome.is_ok() {
                 crate::fault::hit("answered");
             }
-            let outcome = match outcome {
-                Ok(fields) if fields.access_token.is_none() && fields.refresh_token.is_some() => {
+            match outcome {
+                // 7
+                Ok(fields) if fields.access_token.is_some() => {
+                    return self.commit(locked, record, fields, sent_at, &old_rt, started, &mirror);
+                }
+                Ok(fields) if fields.refresh_token.is_some() => {
                     // G1: the provider rotated but its answer is unusable; keep the new
                     // refresh token so that the next refresh does not present the spent one.
-                    let mut next = record.clone();
-                    next.refresh_token = fields.refresh_token;
-                    next.refresh_token_issued_at_ms = Some(sent_at);
-                    next.stamp(record.generation, now_ms());
-                    version = locked.write(&next)?;
-                    events::rotation_kept(self.key(), &self.slot.path, next.generation);
-                    record = next;
-                    Err(Error::transient(
+                    let (kept, v) = self.keep_rotation(locked, record, fields, sent_at)?;
+                    let err = Error::transient(
                         "the refresh answer carried a new refresh token but no usable access \
                          token; the refresh token was saved and the next call refreshes again",
-                    ))
-                }
-                other => other,
-            };
-            match outcome {
-                Ok(fields) => {
-                    if fields.access_token.is_none() {
-                        return Err(Error::invalid("the refresher returned no access_token"));
-                    }
-                    let mut next = record.clone();
-                    next.apply_refresh(fields, sent_at);
-                    next.stamp(record.generation, now_ms());
-                    // G3: committed before anyone sees it, or an error that says it was not.
-                    let version = locked.write(&next).map_err(|e| match e {
-                        Error::Io { ctx, op, kind, os_code, message } => Error::Io {
-                            ctx,
-                            op: format!("{op} (the refresh succeeded but was NOT saved; the new tokens are lost)"),
-                            kind,
-                            os_code,
-                            message,
-                        },
-                        other => other,
-                    })?;
-                    if let (Some(m), Some(at)) = (&mirror, &next.access_token) {
-                        if let Err(e) =
-                            m.write_back(at, next.refresh_token.as_ref(), next.expires_at_ms)
-                        {
-                            tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
-                        }
-                    }
-                    let new_rt = next
-                        .refresh_token
-                        .as_ref()
-                        .map(|t| t.fingerprint())
-                        .unwrap_or_default();
-                    events::refreshed(
-                        self.key(),
-                        &self.slot.path,
-                        next.generation,
-                        &old_rt.fingerprint(),
-                        &new_rt,
-                        started.elapsed().as_millis() as u64,
                     );
-                    return self.token_of(next, Some(version), true);
+                    return self.defer(locked, kept, v, err);
                 }
-                Err(e) if matches!(e.code(), ErrorCode::InvalidGrant | ErrorCode::Terminal) => {
-                    // 8: another writer may have rotated the token under us.
-                    if let Some((now_record, v)) = locked.read()? {
-                        let rotated = now_record.refresh_token.is_some()
-                            && now_record.refresh_token != record.refresh_token;
-                        if rotated && !recovered && now_record.state == State::Ok {
+                Ok(_) => return Err(Error::invalid("the refresher returned no access_token")),
+                // 8
+                Err(e) if e.is_refresh_token_error() => {
+                    match self.recover(locked, &record, version, &mirror, recovered)? {
+                        Recovery::Adopted(token) => return Ok(token),
+                        Recovery::Retry(r, v) => {
                             recovered = true;
-                            events::race_recovered(
-                                self.key(),
-                                &self.slot.path,
-                                now_record.generation,
-                            );
-                            if self.mode.accepts(&now_record, now_ms(), self.margin_ms()) {
-                                return self.token_of(now_record, Some(v), true);
-                            }
-                            record = now_record;
-                            version = v;
-                            continue;
+                            (record, version) = (r, v);
                         }
-                        record = now_record;
-                    }
-                    let from_mirror = mirror.as_ref().and_then(MirrorConfig::read).filter(|m| {
-                        m.refresh_token.is_some()
-                            && m.refresh_token.as_ref() != Some(&old_rt)
-                            && record.state == State::Ok
-                    });
-                    if let (Some(m), false) = (from_mirror, recovered) {
-                        recovered = true;
-                        (record, version) = adopt_mirror(locked, &record, m)?;
-                        events::race_recovered(self.key(), &self.slot.path, record.generation);
-                        if self.mode.accepts(&record, now_ms(), self.margin_ms()) {
-                            return self.token_of(record, Some(version), true);
-                        }
-                        continue;
-                    }
-                    let oauth_error = e.oauth_error().unwrap_or("invalid_grant").to_owned();
-                    let description = match &e {
-                        Error::InvalidGrant { description, .. }
-                        | Error::Terminal { description, .. } => description.clone(),
-                        _ => None,
-                    };
-                    events::invalid_grant(
-                        self.key(),
-                        &self.slot.path,
-                        &old_rt.fingerprint(),
-                        &oauth_error,
-                    );
-                    let mut dead = record.clone();
-                    dead.mark_needs_login(&oauth_error, description, now_ms());
-                    dead.stamp(record.generation, now_ms());
-                    match locked.write(&dead) {
-                        Ok(v) => {
-                            self.slot.install(dead, Some(v), true);
-                        }
-                        Err(w) => {
-                            tracing::error!(target: "oauth_lock", key = self.key(), "could not record needs_login: {w}")
+                        Recovery::Dead(current, v) => {
+                            return self.mark_dead(locked, current, v, e, &old_rt)
                         }
                     }
-                    return Err(e);
                 }
-                Err(e) if e.code() == ErrorCode::Transient => {
-                    // 9: keep using a token the provider still accepts.
-                    let now = now_ms();
-                    let still_usable = match &self.mode {
-                        Mode::Fresh => record.is_unexpired(now),
-                        Mode::Reject(bad) => {
-                            record.is_unexpired(now)
-                                && record
-                                    .access_token
-                                    .as_ref()
-                                    .is_some_and(|t| t.expose() != bad)
-                        }
-                        Mode::Force => false,
-                    };
-                    if still_usable {
-                        events::refresh_deferred(self.key(), &self.slot.path, &e.to_string());
-                        return self.token_of(record, Some(version), true);
-                    }
-                    return Err(e);
+                // 9
+                Err(e) if matches!(e.code(), ErrorCode::Transient | ErrorCode::Terminal) => {
+                    return self.defer(locked, record, version, e);
                 }
                 Err(e) => return Err(e),
             }
         }
     }
+
+    /// Step 6: the refresher runs in a task of its own, which nothing aborts before it ends.
+    /// At `refresh_timeout` the callers get step 9's answer, but the lock stays held until the
+    /// refresher has really ended (at most [`LATE_ANSWER_WINDOW`] more), so that no other
+    /// process sends the same refresh token meanwhile, and a late answer is still committed.
+    async fn attempt(&self, refresher: Arc<dyn Refresher>, record: &Record) -> Result<TokenFields> {
+        let credential = record.clone();
+        let scope = (self.slot.backend.id().to_owned(), self.slot.key.clone());
+        let mut task = runtime::process().runtime.spawn(REFRESHING.scope(scope, async move {
+            refresher.refresh(&credential).await
+        }));
+        let timeout = self.options.refresh_timeout;
+        let joined = match tokio::time::timeout(timeout, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                let late = Error::transient(format!(
+                    "the refresher did not answer within {} ms; the refresh keeps the \
+                     credential's lock for up to {} ms more and commits a late answer",
+                    timeout.as_millis(),
+                    LATE_ANSWER_WINDOW.as_millis()
+                ));
+                self.publish(self.deferred_or(record.clone(), None, true, late));
+                match tokio::time::timeout(LATE_ANSWER_WINDOW, &mut task).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        task.abort();
+                        return Err(Error::transient(format!(
+                            "the refresher did not end within {} ms (refresh_timeout + {} ms); \
+                             the lock is released, and if the refresher still reaches the \
+                             provider, the refresh token may be spent",
+                            (timeout + LATE_ANSWER_WINDOW).as_millis(),
+                            LATE_ANSWER_WINDOW.as_millis()
+                        )));
+                    }
+                }
+            }
+        };
+        joined.unwrap_or_else(|e| {
+            Err(if e.is_panic() {
+                Error::invalid("the refresher panicked; nothing was written")
+            } else {
+                Error::transient(format!("the refresher was cancelled: {e}"))
+            })
+        })
+    }
+
+    /// Step 7: merge, write, write back the mirror, hand out the new token.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        locked: &mut dyn Locked,
+        record: Record,
+        fields: TokenFields,
+        sent_at: i64,
+        old_rt: &Secret,
+        started: Instant,
+        mirror: &Option<MirrorConfig>,
+    ) -> Result<AccessToken> {
+        let mut next = record.clone();
+        next.apply_refresh(fields, sent_at);
+        next.stamp(record.generation, now_ms());
+        let committed = self.write_rotation(locked, record.generation, &next)?;
+        if let (Some(m), Some(at)) = (mirror, &next.access_token) {
+            if let Err(e) = m.write_back(at, next.refresh_token.as_ref(), next.expires_at_ms) {
+                tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
+            }
+        }
+        let new_rt = next
+            .refresh_token
+            .as_ref()
+            .map(Secret::fingerprint)
+            .unwrap_or_default();
+        events::refreshed(
+            self.key(),
+            self.path(),
+            next.generation,
+            &old_rt.fingerprint(),
+            &new_rt,
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        self.token_of(next, Some(committed.version), true)
+    }
+
+    /// Step 7 for an unusable answer that still rotated: the new refresh token alone.
+    fn keep_rotation(
+        &self,
+        locked: &mut dyn Locked,
+        record: Record,
+        fields: TokenFields,
+        sent_at: i64,
+    ) -> Result<(Record, Version)> {
+        let mut next = record.clone();
+        next.refresh_token = fields.refresh_token;
+        next.refresh_token_issued_at_ms = Some(sent_at);
+        next.stamp(record.generation, now_ms());
+        let committed = self.write_rotation(locked, record.generation, &next)?;
+        events::rotation_kept(self.key(), self.path(), next.generation);
+        Ok((next, committed.version))
+    }
+
+    /// Writes a record that carries a new refresh token (G3). The two outcomes are told apart:
+    /// replaced but not durable is committed (every process sees it; a warning says a power
+    /// loss may undo it); not replaced keeps the rotation in this process, the only copy of
+    /// the new refresh token, for the next leader to commit before it refreshes.
+    fn write_rotation(
+        &self,
+        locked: &mut dyn Locked,
+        base_generation: u64,
+        next: &Record,
+    ) -> Result<Committed> {
+        match locked.write(next) {
+            Ok(committed) => {
+                self.note_not_durable(&committed);
+                Ok(committed)
+            }
+            Err(e) => {
+                events::rotation_held(self.key(), self.path(), &e.to_string());
+                *lock(&self.slot.held) = Some(HeldRotation {
+                    base_generation,
+                    record: next.clone(),
+                });
+                Err(match e {
+                    Error::Io { ctx, op, kind, os_code, message } => Error::Io {
+                        ctx,
+                        op: format!(
+                            "{op} (the refresh succeeded but was NOT saved; this process keeps \
+                             the new tokens and saves them at its next call)"
+                        ),
+                        kind,
+                        os_code,
+                        message,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    fn note_not_durable(&self, committed: &Committed) {
+        if let Some(e) = &committed.not_durable {
+            events::commit_not_durable(self.key(), self.path(), &e.to_string());
+        }
+    }
+
+    /// Step 4's prelude: a rotation this process could not commit earlier is committed now,
+    /// unless the store moved on since (a login superseded it).
+    fn commit_held(
+        &self,
+        locked: &mut dyn Locked,
+        record: Record,
+        version: Version,
+    ) -> Result<(Record, Version)> {
+        let Some(held) = lock(&self.slot.held).take() else {
+            return Ok((record, version));
+        };
+        if held.base_generation != record.generation {
+            tracing::warn!(target: "oauth_lock", key = self.key(), generation = record.generation,
+                "dropped a held rotation: the record changed since it was refreshed");
+            return Ok((record, version));
+        }
+        let mut next = held.record;
+        next.stamp(record.generation, now_ms());
+        let committed = self.write_rotation(locked, record.generation, &next)?;
+        events::rotation_recommitted(self.key(), self.path(), next.generation);
+        Ok((next, committed.version))
+    }
+
+    /// Step 8: the provider says the refresh token is dead. Another writer may have rotated it
+    /// under us (a mirror's program, a writer that does not lock): adopt a newer one once.
+    fn recover(
+        &self,
+        locked: &mut dyn Locked,
+        record: &Record,
+        version: Version,
+        mirror: &Option<MirrorConfig>,
+        recovered: bool,
+    ) -> Result<Recovery> {
+        let (current, version) = match locked.read()? {
+            Some(found) => found,
+            None => (record.clone(), version),
+        };
+        if recovered || current.state != State::Ok {
+            return Ok(Recovery::Dead(current, version));
+        }
+        let rotated =
+            current.refresh_token.is_some() && current.refresh_token != record.refresh_token;
+        let (next, version) = if rotated {
+            (current, version)
+        } else if let Some(m) = mirror.as_ref().and_then(|m| newer_in_mirror(m, &current)) {
+            self.adopt_mirror(locked, &current, m)?
+        } else {
+            return Ok(Recovery::Dead(current, version));
+        };
+        events::race_recovered(self.key(), self.path(), next.generation);
+        if self.accepts(&next) {
+            return Ok(Recovery::Adopted(self.token_of(
+                next,
+                Some(version),
+                true,
+            )?));
+        }
+        Ok(Recovery::Retry(next, version))
+    }
+
+    /// Step 8, nobody rotated it: `needs_login` (G5), so no process sends it again.
+    fn mark_dead(
+        &self,
+        locked: &mut dyn Locked,
+        record: Record,
+        version: Version,
+        err: Error,
+        old_rt: &Secret,
+    ) -> Result<AccessToken> {
+        let oauth_error = err.oauth_error().unwrap_or("invalid_grant").to_owned();
+        let description = match &err {
+            Error::InvalidGrant { description, .. } | Error::Terminal { description, .. } => {
+                description.clone()
+            }
+            _ => None,
+        };
+        events::invalid_grant(self.key(), self.path(), &old_rt.fingerprint(), &oauth_error);
+        let mut dead = record.clone();
+        dead.mark_needs_login(&oauth_error, description, now_ms());
+        dead.backoff = None;
+        dead.stamp(record.generation, now_ms());
+        match locked.write(&dead) {
+            Ok(committed) => {
+                self.note_not_durable(&committed);
+                self.slot.install(dead, Some(committed.version), true);
+            }
+            Err(w) => {
+                self.slot.install(record, Some(version), true);
+                tracing::error!(target: "oauth_lock", key = self.key(), "could not record needs_login: {w}")
+            }
+        }
+        Err(err)
+    }
+
+    /// Step 9: a transient failure, or a refusal that is not about the refresh token (a client
+    /// or configuration error, kept in `last_error`; the credential stays usable). Records a
+    /// backoff that every process honours, then answers with the old token while it is still
+    /// accepted, else the error.
+    fn defer(
+        &self,
+        locked: &mut dyn Locked,
+        record: Record,
+        version: Version,
+        err: Error,
+    ) -> Result<AccessToken> {
+        let now = now_ms();
+        let mut next = record.clone();
+        let backoff = Backoff::after_failure(
+            record.backoff.as_ref(),
+            err.retry_after().map(ms_i64),
+            now,
+        );
+        if let Error::Terminal {
+            oauth_error,
+            description,
+            ..
+        } = &err
+        {
+            events::refresh_refused(self.key(), self.path(), oauth_error);
+            next.last_error = Some(LastError {
+                code: oauth_error.clone(),
+                description: description.clone(),
+                at_ms: now,
+            });
+        }
+        next.backoff = Some(backoff.clone());
+        next.stamp(record.generation, now);
+        let (record, version) = match locked.write(&next) {
+            Ok(committed) => {
+                self.note_not_durable(&committed);
+                events::backing_off(self.key(), self.path(), backoff.until_ms, backoff.failures);
+                (next, committed.version)
+            }
+            Err(w) => {
+                tracing::warn!(target: "oauth_lock", key = self.key(), "could not record the backoff: {w}");
+                (record, version)
+            }
+        };
+        self.deferred_or(record, Some(version), true, err)
+    }
+
+    /// Step 9 for every process while a backoff lasts: no refresh token is sent; the old token
+    /// while it is still accepted, else the recorded refusal or `Transient`.
+    fn backing_off(
+        &self,
+        record: Record,
+        version: Version,
+        authoritative: bool,
+    ) -> Result<AccessToken> {
+        let now = now_ms();
+        let backoff = record.backoff.clone().unwrap_or(Backoff {
+            until_ms: now,
+            failures: 0,
+        });
+        let wait_ms = backoff.until_ms.saturating_sub(now).max(0);
+        let err = match &record.last_error {
+            Some(LastError {
+                code, description, ..
+            }) => crate::refresher::classify_oauth_error(code, description.clone()),
+            None => Error::Transient {
+                ctx: Default::default(),
+                reason: format!(
+                    "{} refresh(es) in a row failed; no process refreshes this credential for \
+                     another {wait_ms} ms",
+                    backoff.failures
+                ),
+                retry_after: Some(Duration::from_millis(wait_ms.unsigned_abs())),
+            },
+        };
+        self.deferred_or(record, Some(version), authoritative, err)
+    }
+
+    /// The old token if this mode may still use it (event `refresh_deferred`), else `err`.
+    fn deferred_or(
+        &self,
+        record: Record,
+        version: Option<Version>,
+        authoritative: bool,
+        err: Error,
+    ) -> Result<AccessToken> {
+        if self.mode.still_usable(&record, now_ms()) {
+            events::refresh_deferred(self.key(), self.path(), &err.to_string());
+            return self.token_of(record, version, authoritative);
+        }
+        if version.is_some() {
+            self.slot.install(record, version, authoritative);
+        }
+        Err(err)
+    }
+
+    /// Takes a mirror's tokens into the record, under the lock: a new generation.
+    fn adopt_mirror(
+        &self,
+        locked: &mut dyn Locked,
+        record: &Record,
+        m: MirrorTokens,
+    ) -> Result<(Record, Version)> {
+        let now = now_ms();
+        let mut next = record.clone();
+        next.access_token = Some(m.access_token);
+        if m.refresh_token.is_some() {
+            next.refresh_token = m.refresh_token;
+            next.refresh_token_issued_at_ms = Some(now);
+        }
+        next.expires_at_ms = m.expires_at_ms;
+        next.issued_at_ms = None;
+        next.state = State::Ok;
+        next.last_error = None;
+        next.backoff = None;
+        next.stamp(record.generation, now);
+        let committed = locked.write(&next)?;
+        self.note_not_durable(&committed);
+        Ok((next, committed.version))
+    }
 }
 
-/// Takes a mirror's tokens into the record, under the lock: a new generation.
-fn adopt_mirror(
-    locked: &mut dyn Locked,
-    record: &Record,
-    m: MirrorTokens,
-) -> Result<(Record, Version)> {
-    let now = now_ms();
-    let mut next = record.clone();
-    next.access_token = Some(m.access_token);
-    if m.refresh_token.is_some() {
-        next.refresh_token = m.refresh_token;
-        next.refresh_token_issued_at_ms = Some(now);
-    }
-    next.expires_at_ms = m.expires_at_ms;
-    next.issued_at_ms = None;
-    next.state = State::Ok;
-    next.last_error = None;
-    next.stamp(record.generation, now);
-    let version = locked.write(&next)?;
-    Ok((next, version))
+/// The mirror's tokens if another program rotated them *past* the record: a different,
+/// non-empty refresh token with a later expiry. Merely different is not enough: a mirror
+/// that missed a write-back holds an older, spent token, and adopting it would replay it.
+fn newer_in_mirror(mirror: &MirrorConfig, record: &Record) -> Option<MirrorTokens> {
+    mirror.read().filter(|m| {
+        m.refresh_token
+            .as_ref()
+            .is_some_and(|rt| !rt.expose().is_empty() && Some(rt) != record.refresh_token.as_ref())
+            && !m.access_token.expose().is_empty()
+            && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
+    })
 }

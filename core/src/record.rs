@@ -45,6 +45,37 @@ pub struct LastError {
     pub at_ms: i64,
 }
 
+/// After a failed refresh: until when no process sends the refresh token again (DESIGN.md §4
+/// step 9), shared by every process through the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// No refresh before this time (Unix ms).
+    pub until_ms: i64,
+    /// Failed refreshes in a row; the next wait grows with it.
+    pub failures: u32,
+}
+
+impl Backoff {
+    /// The longest wait between refreshes when the provider did not say (5 minutes).
+    pub const MAX_MS: i64 = 300_000;
+    /// The longest wait a provider's `Retry-After` may impose (1 hour).
+    pub const MAX_RETRY_AFTER_MS: i64 = 3_600_000;
+
+    /// The backoff after one more failure: the provider's `Retry-After` if it sent one,
+    /// else 1 s, 2 s, 4 s, … up to [`MAX_MS`](Self::MAX_MS).
+    pub fn after_failure(previous: Option<&Backoff>, retry_after_ms: Option<i64>, now_ms: i64) -> Backoff {
+        let failures = previous.map_or(0, |b| b.failures).saturating_add(1);
+        let grown = 1_000i64
+            .saturating_mul(1i64 << (failures - 1).min(20))
+            .min(Self::MAX_MS);
+        let wait = retry_after_ms.map_or(grown, |r| r.clamp(0, Self::MAX_RETRY_AFTER_MS));
+        Backoff {
+            until_ms: now_ms.saturating_add(wait),
+            failures,
+        }
+    }
+}
+
 /// Who wrote a record last (for humans reading the file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdatedBy {
@@ -72,6 +103,9 @@ pub struct Record {
     #[serde(default)]
     pub state: State,
     pub last_error: Option<LastError>,
+    /// Set after a failed refresh: no process refreshes before `until_ms` (DESIGN.md §4 step 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
     /// How to refresh this credential (the built-in OAuth2 refresher's config), if known.
     pub refresh: Option<Value>,
     /// A file of another program to keep in step (DESIGN.md §6), if any.
@@ -101,7 +135,7 @@ enum Kind {
 
 /// The known fields and their JSON types; checked before decoding so that a bad file
 /// gets a message naming the field, never one quoting its value (it may be a token).
-const FIELDS: [(&str, Kind, bool); 17] = [
+const FIELDS: [(&str, Kind, bool); 18] = [
     ("key", Kind::Str, true),
     ("generation", Kind::UInt, true),
     ("access_token", Kind::Str, false),
@@ -114,6 +148,7 @@ const FIELDS: [(&str, Kind, bool); 17] = [
     ("id_token", Kind::Str, false),
     ("state", Kind::State, false),
     ("last_error", Kind::Object, false),
+    ("backoff", Kind::Object, false),
     ("refresh", Kind::Object, false),
     ("mirror", Kind::Object, false),
     ("extra", Kind::Object, false),
@@ -211,6 +246,7 @@ impl Record {
             id_token: None,
             state: State::Ok,
             last_error: None,
+            backoff: None,
             refresh: None,
             mirror: None,
             extra: Map::new(),
@@ -267,6 +303,12 @@ impl Record {
         self.extra.extend(fields.extra);
         self.state = State::Ok;
         self.last_error = None;
+        self.backoff = None;
+    }
+
+    /// Whether a refresh must wait (another process's refresh failed recently).
+    pub fn backing_off(&self, now_ms: i64) -> bool {
+        self.backoff.as_ref().is_some_and(|b| b.until_ms > now_ms)
     }
 
     /// Marks the credential dead after a terminal refresh failure (G5).

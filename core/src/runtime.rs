@@ -33,8 +33,14 @@ pub(crate) fn updated_by() -> UpdatedBy {
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(ms_i64)
         .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds as an `i64`, saturating: a huge margin or timeout (say
+/// `Duration::MAX`) must never wrap to a negative number.
+pub(crate) fn ms_i64(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The current fork epoch.

@@ -223,7 +223,8 @@ impl Store {
     ) -> Result<Status> {
         let key = Key::new(key)?;
         let path = self.backend.location(&key);
-        self.save_inner(&key, &path, credential, options)
+        // Listeners hear the save's events after its lock is released.
+        events::after_unlock_blocking(|| self.save_inner(&key, &path, credential, options))
             .map_err(|e| e.with_context(key.as_str(), &path))?;
         self.status(key.as_str())
     }
@@ -303,8 +304,11 @@ impl Store {
         record.id_token = tokens.id_token;
         record.extra.extend(tokens.extra);
         record.stamp(previous, now);
-        let version = locked.write(&record)?;
-        Slot::get(&self.backend, key).install(record, Some(version), true);
+        let committed = locked.write(&record)?;
+        if let Some(e) = &committed.not_durable {
+            events::commit_not_durable(key.as_str(), path, &e.to_string());
+        }
+        Slot::get(&self.backend, key).install(record, Some(committed.version), true);
         Ok(())
     }
 

@@ -100,27 +100,63 @@ async fn a_refresh_is_written_back_keeping_the_mirrors_other_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_grant_recovers_with_a_token_the_mirrors_program_rotated() {
-    // The other program rotated rt-0 → rt-cc but its expiry is not newer, so it was not
-    // adopted up front; the provider refuses rt-0, and the mirror rescues the credential.
-    let mirror =
-        json!({"claudeAiOauth": {"accessToken": "at-cc", "refreshToken": "rt-cc", "expiresAt": 1}});
-    let (_d, store, _) = setup(Some(mirror));
+    // The other program (which does not take our lock) rotates rt-0 → rt-cc while our refresh
+    // is on its way, so the provider refuses rt-0; the mirror's newer token rescues the
+    // credential and is adopted without another request.
+    let (_d, store, path) = setup(Some(
+        json!({"claudeAiOauth": {"accessToken": "at-0", "refreshToken": "rt-0", "expiresAt": 1}}),
+    ));
     let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let racing = refresher_fn(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let path = path.clone();
+        async move {
+            let rotated = json!({"claudeAiOauth": {"accessToken": "at-cc", "refreshToken": "rt-cc",
+                "expiresAt": now_ms() + 3_600_000}});
+            std::fs::write(&path, serde_json::to_vec(&rotated).unwrap()).unwrap();
+            Err(oauth_lock::classify_oauth_error("invalid_grant", None))
+        }
+    });
     let t = store
-        .source_with("claude", provider("rt-cc", calls.clone()))
+        .source_with("claude", racing)
         .unwrap()
         .access_token()
         .await
         .unwrap();
-    assert_eq!(
-        t.value(),
-        "at-2",
-        "refreshed once more with the mirror's token"
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(t.value(), "at-cc", "the mirror's newer token");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no second request");
     let rec = read(&store.path_of("claude").unwrap());
     assert_eq!(rec["state"], "ok");
-    assert_eq!(rec["refresh_token"], "rt-2");
+    assert_eq!(rec["refresh_token"], "rt-cc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merely_different_older_token_in_the_mirror_is_never_adopted() {
+    // The mirror missed a write-back: it holds a different refresh token whose expiry is older
+    // than the record's. Adopting it would present a spent token; it must not be sent, neither
+    // up front nor as a recovery after invalid_grant.
+    let mirror =
+        json!({"claudeAiOauth": {"accessToken": "at-old", "refreshToken": "rt-old", "expiresAt": 1}});
+    let (_d, store, path) = setup(Some(mirror));
+    let before = std::fs::read(&path).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let err = store
+        .source_with("claude", provider("rt-old", calls.clone()))
+        .unwrap()
+        .access_token()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidGrant, "{err}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "rt-0 was tried once; rt-old never was"
+    );
+    let rec = read(&store.path_of("claude").unwrap());
+    assert_eq!(rec["state"], "needs_login");
+    assert_eq!(rec["refresh_token"], "rt-0");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "mirror left as it was");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

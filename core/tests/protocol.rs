@@ -282,16 +282,25 @@ async fn transient_failure_falls_back_to_an_unexpired_token_and_keeps_the_record
         .unwrap();
     assert_eq!(source.access_token().await.unwrap().value(), "at-old");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        std::fs::read(store.path_of("k").unwrap()).unwrap(),
-        before,
-        "record unchanged"
-    );
-    // Expired: the transient error reaches the caller, and the record is still unchanged.
+    // The tokens are unchanged; only a backoff shared by every process was added.
+    let mut after = record(&store, "k");
+    let before: Value = serde_json::from_slice(&before).unwrap();
+    assert_eq!(after["generation"], before["generation"].as_u64().unwrap() + 1);
+    let backoff = after.as_object_mut().unwrap().remove("backoff").unwrap();
+    assert_eq!(backoff["failures"], 1);
+    assert!(backoff["until_ms"].as_i64().unwrap() > now_ms());
+    for field in ["access_token", "refresh_token", "expires_at_ms"] {
+        assert_eq!(after[field], before[field], "{field} unchanged");
+    }
+    assert_eq!((&after["state"], &after["last_error"]), (&json!("ok"), &Value::Null));
+    // Expired: the transient error reaches the caller, and the tokens are still unchanged.
     save_expired(&store, "k");
-    let before = std::fs::read(store.path_of("k").unwrap()).unwrap();
     assert_eq!(code(source.access_token().await), ErrorCode::Transient);
-    assert_eq!(std::fs::read(store.path_of("k").unwrap()).unwrap(), before);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let rec = record(&store, "k");
+    assert_eq!(rec["access_token"], "at-0");
+    assert_eq!(rec["refresh_token"], "rt-0");
+    assert_eq!(rec["backoff"]["failures"], 1, "a save cleared the earlier backoff");
 }
 
 #[test]
@@ -427,7 +436,12 @@ async fn an_unusable_answer_that_carries_a_new_refresh_token_keeps_it() {
     let rec = record(&store, "k");
     assert_eq!(rec["refresh_token"], "rt-1");
     assert_eq!(rec["access_token"], "at-0", "the old access token stays");
-    assert_eq!(rec["generation"], 2);
+    assert_eq!(rec["generation"], 3, "the kept rotation, then the backoff");
+    assert_eq!(rec["backoff"]["failures"], 1);
+    // Until the backoff (1 s after one failure) ends, nobody sends the refresh token.
+    assert_eq!(code(source.access_token().await), ErrorCode::Transient);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let token = source.access_token().await.unwrap();
     assert_eq!(token.value(), "at-2");
     assert_eq!(provider.calls.load(Ordering::SeqCst), 2);

@@ -49,6 +49,7 @@ pub fn classify_oauth_error(error: &str, description: Option<String>) -> Error {
                 "the provider answered {error}{}",
                 description.map(|d| format!(": {d}")).unwrap_or_default()
             ),
+            retry_after: None,
         },
         other => Error::Terminal {
             ctx,

@@ -221,14 +221,37 @@ impl OAuth2 {
             ))
         })?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let bytes = resp.bytes().await.map_err(|e| {
             Error::transient(format!(
                 "reading the answer of {url} failed: {}",
                 without_url(&e)
             ))
         })?;
-        parse_token_response(url, status, &bytes)
+        parse_token_response(url, status, &bytes).map_err(|e| match (e, retry_after) {
+            (Error::Transient { ctx, reason, .. }, Some(after)) => Error::Transient {
+                ctx,
+                reason,
+                retry_after: Some(after),
+            },
+            (e, _) => e,
+        })
     }
+}
+
+/// A `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP date, as a delay from
+/// `now`. `None` when it is neither; a date in the past is no delay.
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Reads a token endpoint's answer (RFC 6749 §5.1, §5.2): token fields on success, else an
