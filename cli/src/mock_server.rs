@@ -106,6 +106,9 @@ pub struct Stats {
     pub resource_unauthorized: u64,
     /// Families revoked through `POST /admin/revoke-family`.
     pub admin_revocations: u64,
+    /// Token requests answered 503 during an outage (`POST /admin/outage`).
+    #[serde(default)]
+    pub outage_failures: u64,
 }
 
 /// A running provider; dropping it stops it too, without waiting.
@@ -125,6 +128,7 @@ impl MockServer {
         let app = Arc::new(App {
             opts,
             state: Mutex::default(),
+            outage: Mutex::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let routes = router(Arc::clone(&app));
@@ -211,6 +215,15 @@ async fn stop_signal() -> io::Result<()> {
 struct App {
     opts: MockOptions,
     state: Mutex<State>,
+    outage: Mutex<Option<Outage>>,
+}
+
+/// Every token request fails with 503 until `until` (a provider's bad minutes).
+#[derive(Clone, Copy)]
+struct Outage {
+    until: Instant,
+    /// The `Retry-After` header sent with each 503, in seconds, if any.
+    retry_after_s: Option<u64>,
 }
 
 impl App {
@@ -229,6 +242,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/stats", get(stats))
         .route("/admin/revoke-access", post(revoke_access))
         .route("/admin/revoke-family", post(revoke_family))
+        .route("/admin/outage", post(outage))
         .with_state(app)
 }
 
@@ -237,6 +251,18 @@ async fn token(Shared(app): Shared<Arc<App>>, headers: HeaderMap, body: Bytes) -
     let number = app.state().count_token_request();
     if !app.opts.latency.is_zero() {
         tokio::time::sleep(app.opts.latency).await;
+    }
+    let outage = *app.outage.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(o) = outage.filter(|o| Instant::now() < o.until) {
+        app.state().stats.outage_failures += 1;
+        let body = Json(json!({ "error": "temporarily_unavailable" }));
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        if let Some(s) = o.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        return response;
     }
     if is_nth(number, app.opts.fail_every) {
         app.state().stats.injected_failures += 1;
@@ -303,6 +329,26 @@ async fn stats(Shared(app): Shared<Arc<App>>) -> Json<Stats> {
 async fn revoke_access(Shared(app): Shared<Arc<App>>) -> Json<serde_json::Value> {
     let revoked = app.state().revoke_access(Instant::now());
     Json(json!({ "revoked": revoked }))
+}
+
+#[derive(Deserialize)]
+struct OutageRequest {
+    /// How long from now every token request fails.
+    ms: u64,
+    /// A `Retry-After` (seconds) to send with each failure.
+    #[serde(default)]
+    retry_after_s: Option<u64>,
+}
+
+/// `POST /admin/outage {"ms": 3000, "retry_after_s": 5}`: every token request fails with 503
+/// `temporarily_unavailable` for `ms` from now, as a provider's bad minutes would.
+async fn outage(Shared(app): Shared<Arc<App>>, Json(request): Json<OutageRequest>) -> Response {
+    let until = Instant::now() + Duration::from_millis(request.ms);
+    *app.outage.lock().unwrap_or_else(PoisonError::into_inner) = Some(Outage {
+        until,
+        retry_after_s: request.retry_after_s,
+    });
+    Json(json!({ "outage_ms": request.ms })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -45,7 +45,7 @@ mod tokens;
 pub use error::{Context, Error, ErrorCode, Result, REFRESH_TOKEN_ERRORS};
 pub use key::Key;
 pub use mirror::{MirrorConfig, MirrorShape};
-pub use protocol::{SourceOptions, TokenSource};
+pub use protocol::{SourceOptions, TokenSource, LATE_ANSWER_WINDOW};
 pub use record::{Backoff, LastError, Record, State, UpdatedBy, FORMAT};
 pub use refresher::{
     classify_oauth_error, refresher_fn, Body, ClientAuth, OAuth2, OAuth2Config, Refresher,

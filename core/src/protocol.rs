@@ -172,7 +172,10 @@ impl Slot {
         } else {
             let mut current = self.known.load_full();
             loop {
-                if let Some(k) = current.as_ref().filter(|k| k.record.generation > generation) {
+                if let Some(k) = current
+                    .as_ref()
+                    .filter(|k| k.record.generation > generation)
+                {
                     return k.token.clone();
                 }
                 let previous = self.known.compare_and_swap(&current, fresh.clone());
@@ -486,7 +489,10 @@ impl TokenSource {
             };
             leader.publish(result);
             let mut current = lock(&leader.slot.flight);
-            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &leader.flight)) {
+            if current
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &leader.flight))
+            {
                 *current = None;
             }
         }));
@@ -749,9 +755,9 @@ impl Leader {
     async fn attempt(&self, refresher: Arc<dyn Refresher>, record: &Record) -> Result<TokenFields> {
         let credential = record.clone();
         let scope = (self.slot.backend.id().to_owned(), self.slot.key.clone());
-        let mut task = runtime::process().runtime.spawn(REFRESHING.scope(scope, async move {
-            refresher.refresh(&credential).await
-        }));
+        let mut task = runtime::process()
+            .runtime
+            .spawn(REFRESHING.scope(scope, async move { refresher.refresh(&credential).await }));
         let timeout = self.options.refresh_timeout;
         let joined = match tokio::time::timeout(timeout, &mut task).await {
             Ok(joined) => joined,
@@ -863,7 +869,13 @@ impl Leader {
                     record: next.clone(),
                 });
                 Err(match e {
-                    Error::Io { ctx, op, kind, os_code, message } => Error::Io {
+                    Error::Io {
+                        ctx,
+                        op,
+                        kind,
+                        os_code,
+                        message,
+                    } => Error::Io {
                         ctx,
                         op: format!(
                             "{op} (the refresh succeeded but was NOT saved; this process keeps \
@@ -992,11 +1004,8 @@ impl Leader {
     ) -> Result<AccessToken> {
         let now = now_ms();
         let mut next = record.clone();
-        let backoff = Backoff::after_failure(
-            record.backoff.as_ref(),
-            err.retry_after().map(ms_i64),
-            now,
-        );
+        let backoff =
+            Backoff::after_failure(record.backoff.as_ref(), err.retry_after().map(ms_i64), now);
         if let Error::Terminal {
             oauth_error,
             description,

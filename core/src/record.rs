@@ -63,7 +63,11 @@ impl Backoff {
 
     /// The backoff after one more failure: the provider's `Retry-After` if it sent one,
     /// else 1 s, 2 s, 4 s, … up to [`MAX_MS`](Self::MAX_MS).
-    pub fn after_failure(previous: Option<&Backoff>, retry_after_ms: Option<i64>, now_ms: i64) -> Backoff {
+    pub fn after_failure(
+        previous: Option<&Backoff>,
+        retry_after_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Backoff {
         let failures = previous.map_or(0, |b| b.failures).saturating_add(1);
         let grown = 1_000i64
             .saturating_mul(1i64 << (failures - 1).min(20))

@@ -136,8 +136,7 @@ async fn a_merely_different_older_token_in_the_mirror_is_never_adopted() {
     // The mirror missed a write-back: it holds a different refresh token whose expiry is older
     // than the record's. Adopting it would present a spent token; it must not be sent, neither
     // up front nor as a recovery after invalid_grant.
-    let mirror =
-        json!({"claudeAiOauth": {"accessToken": "at-old", "refreshToken": "rt-old", "expiresAt": 1}});
+    let mirror = json!({"claudeAiOauth": {"accessToken": "at-old", "refreshToken": "rt-old", "expiresAt": 1}});
     let (_d, store, path) = setup(Some(mirror));
     let before = std::fs::read(&path).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -156,7 +155,11 @@ async fn a_merely_different_older_token_in_the_mirror_is_never_adopted() {
     let rec = read(&store.path_of("claude").unwrap());
     assert_eq!(rec["state"], "needs_login");
     assert_eq!(rec["refresh_token"], "rt-0");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "mirror left as it was");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "mirror left as it was"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

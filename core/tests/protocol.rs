@@ -285,14 +285,20 @@ async fn transient_failure_falls_back_to_an_unexpired_token_and_keeps_the_record
     // The tokens are unchanged; only a backoff shared by every process was added.
     let mut after = record(&store, "k");
     let before: Value = serde_json::from_slice(&before).unwrap();
-    assert_eq!(after["generation"], before["generation"].as_u64().unwrap() + 1);
+    assert_eq!(
+        after["generation"],
+        before["generation"].as_u64().unwrap() + 1
+    );
     let backoff = after.as_object_mut().unwrap().remove("backoff").unwrap();
     assert_eq!(backoff["failures"], 1);
     assert!(backoff["until_ms"].as_i64().unwrap() > now_ms());
     for field in ["access_token", "refresh_token", "expires_at_ms"] {
         assert_eq!(after[field], before[field], "{field} unchanged");
     }
-    assert_eq!((&after["state"], &after["last_error"]), (&json!("ok"), &Value::Null));
+    assert_eq!(
+        (&after["state"], &after["last_error"]),
+        (&json!("ok"), &Value::Null)
+    );
     // Expired: the transient error reaches the caller, and the tokens are still unchanged.
     save_expired(&store, "k");
     assert_eq!(code(source.access_token().await), ErrorCode::Transient);
@@ -300,7 +306,10 @@ async fn transient_failure_falls_back_to_an_unexpired_token_and_keeps_the_record
     let rec = record(&store, "k");
     assert_eq!(rec["access_token"], "at-0");
     assert_eq!(rec["refresh_token"], "rt-0");
-    assert_eq!(rec["backoff"]["failures"], 1, "a save cleared the earlier backoff");
+    assert_eq!(
+        rec["backoff"]["failures"], 1,
+        "a save cleared the earlier backoff"
+    );
 }
 
 #[test]
