@@ -278,3 +278,118 @@ fn form_json_basic_and_body_client_auth_all_refresh() {
         stderr(&o)
     );
 }
+
+/// Starts `n` worker processes (`threads` each) on `key` for `duration`.
+fn workers(
+    dir: &std::path::Path,
+    key: &str,
+    n: usize,
+    threads: &str,
+    duration: &str,
+) -> Vec<std::process::Child> {
+    (0..n)
+        .map(|_| {
+            cmd(
+                dir,
+                &[
+                    "worker",
+                    "--key",
+                    key,
+                    "--threads",
+                    threads,
+                    "--duration",
+                    duration,
+                ],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The workers' reports, merged: (token calls, errors by code).
+fn reports(children: Vec<std::process::Child>) -> (u64, std::collections::BTreeMap<String, u64>) {
+    let mut calls = 0;
+    let mut errors = std::collections::BTreeMap::new();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success());
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        calls += r["calls"].as_u64().unwrap();
+        for (code, n) in r["errors"].as_object().unwrap() {
+            *errors.entry(code.clone()).or_default() += n.as_u64().unwrap();
+        }
+    }
+    (calls, errors)
+}
+
+/// Issue 11 item 5: a provider failing every request for 3 s under 8 processes × 4 threads
+/// gets a handful of requests (the backoff every process reads from the record: 1 s, 2 s, …),
+/// not one per cache miss; afterwards refreshing resumes and the backoff is cleared.
+#[test]
+fn a_provider_outage_under_eight_processes_gets_a_handful_of_requests() {
+    let mock = Mock::start(&["--lifetime", "1s"]);
+    let (_d, dir) = store_dir();
+    login_and_save(&mock, &dir, "outage", None);
+    let children = workers(&dir, "outage", 8, "4", "8s");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let before = mock.stats();
+    let (status, _) = http(
+        "POST",
+        &format!("{}/admin/outage", mock.url),
+        None,
+        Some(r#"{"ms": 3000}"#),
+    );
+    assert_eq!(status, 200);
+    let (calls, errors) = reports(children);
+    let stats = mock.stats();
+    let failed = stats["outage_failures"].as_u64().unwrap();
+    let refreshes_after =
+        stats["refreshes"].as_u64().unwrap() - before["refreshes"].as_u64().unwrap();
+    eprintln!("outage: {calls} calls, errors {errors:?}, {failed} requests failed in the outage, {refreshes_after} refreshes since; {stats}");
+    assert!(
+        (1..=6).contains(&failed),
+        "{failed} token requests during a 3 s outage"
+    );
+    assert!(
+        refreshes_after >= 2,
+        "refreshing resumed after the outage: {stats}"
+    );
+    assert_eq!(stats["replays"], 0, "{stats}");
+    assert_eq!(stats["revoked_families"], 0, "{stats}");
+    assert!(calls > 1000);
+    let rec = record(&dir, "outage");
+    assert_eq!(rec["state"], "ok");
+    assert_eq!(
+        rec["backoff"],
+        Value::Null,
+        "cleared by the first good refresh"
+    );
+}
+
+/// Issue 11 item 5: a provider's `Retry-After` is honoured by every process: one request
+/// during a 2 s outage that asks for 4 s, then none until those 4 s have passed.
+#[test]
+fn a_retry_after_is_honoured_by_every_process() {
+    let mock = Mock::start(&["--lifetime", "1s"]);
+    let (_d, dir) = store_dir();
+    login_and_save(&mock, &dir, "later", None);
+    let children = workers(&dir, "later", 4, "2", "7s");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, _) = http(
+        "POST",
+        &format!("{}/admin/outage", mock.url),
+        None,
+        Some(r#"{"ms": 2000, "retry_after_s": 4}"#),
+    );
+    assert_eq!(status, 200);
+    let (_, _) = reports(children);
+    let stats = mock.stats();
+    assert_eq!(stats["outage_failures"], 1, "{stats}");
+    assert_eq!(stats["replays"], 0, "{stats}");
+    assert!(
+        stats["refreshes"].as_u64().unwrap() >= 2,
+        "resumed: {stats}"
+    );
+}
