@@ -42,7 +42,8 @@ pub fn callback_credential(record: &Record) -> Value {
 /// `expires_at_ms`, `refresh_token`, `token_type`, `scope`, `id_token`, others kept as
 /// extra), or a failure `{"error": "...", "error_description": "..."}` classified like a
 /// provider's answer (`invalid_grant`, the terminal OAuth errors, `transient`,
-/// `temporarily_unavailable`, ...). Anything else is `Transient`: the refresh token may have
+/// `temporarily_unavailable`, ...), with an optional `retry_after` in seconds that every
+/// process then waits before refreshing again. Anything else is `Transient`: the refresh token may have
 /// been spent, so the record is left as it was and the old access token is still used while
 /// it is valid.
 pub fn callback_answer(answer: &Value) -> Result<TokenFields> {
@@ -52,8 +53,20 @@ pub fn callback_answer(answer: &Value) -> Result<TokenFields> {
                 .get("error_description")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
+            let retry_after = obj
+                .get("retry_after")
+                .and_then(Value::as_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| std::time::Duration::from_secs_f64(s.min(86_400.0)));
             return match error.as_str() {
-                Some(code) => Err(refresh_failure(code, description)),
+                Some(code) => Err(match (refresh_failure(code, description), retry_after) {
+                    (Error::Transient { ctx, reason, .. }, Some(after)) => Error::Transient {
+                        ctx,
+                        reason,
+                        retry_after: Some(after),
+                    },
+                    (e, _) => e,
+                }),
                 None => Err(Error::transient(
                     "the refresher's answer has an `error` that is not a string",
                 )),
@@ -157,7 +170,7 @@ where
 }
 
 /// An error as the bindings show it: `{"code", "code_number", "message", "key", "path",
-/// "oauth_error"}` (absent parts are `null`).
+/// "oauth_error", "retry_after_ms"}` (absent parts are `null`).
 pub fn error_json(err: &Error) -> Value {
     let mut m = Map::new();
     m.insert("code".into(), err.code().as_str().into());
@@ -171,6 +184,12 @@ pub fn error_json(err: &Error) -> Value {
     m.insert(
         "oauth_error".into(),
         err.oauth_error().map(str::to_owned).into(),
+    );
+    m.insert(
+        "retry_after_ms".into(),
+        err.retry_after()
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .into(),
     );
     Value::Object(m)
 }
@@ -203,6 +222,14 @@ mod tests {
             code(json!({"error": "temporarily_unavailable"})),
             ErrorCode::Transient
         );
+        let later =
+            callback_answer(&json!({"error": "temporarily_unavailable", "retry_after": 30}))
+                .unwrap_err();
+        assert_eq!(
+            later.retry_after(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(error_json(&later)["retry_after_ms"], 30_000);
         for garbage in [
             json!(null),
             json!(3),
