@@ -141,7 +141,9 @@ def _refresh_json(refresh: Union[OAuth2, Mapping[str, Any], None]) -> Optional[D
 
 @dataclass(frozen=True)
 class LastError:
-    """Why the last refresh failed terminally (the OAuth ``error`` string in ``code``)."""
+    """Why the last refresh failed (the OAuth ``error`` string in ``code``): a dead refresh token
+    (``state`` is then ``needs_login``), or a client or configuration error (``state`` stays
+    ``ok``)."""
 
     code: str
     description: Optional[str]
