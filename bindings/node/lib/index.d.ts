@@ -32,6 +32,9 @@ export declare class OAuthLockError extends Error {
   readonly path: string | null;
   /** The provider's OAuth `error` for `InvalidGrant` and `Terminal`. */
   readonly oauthError: string | null;
+  /** For `Transient`: milliseconds until any process refreshes again (the shared backoff, or
+   * the provider's `Retry-After`), when known. */
+  readonly retryAfterMs: number | null;
 }
 
 /** Whether `err` is an oauth-lock error, optionally of one `code`. */

@@ -43,6 +43,7 @@ class OAuthLockError extends Error {
     this.key = info.key ?? null;
     this.path = info.path ?? null;
     this.oauthError = info.oauth_error ?? null;
+    this.retryAfterMs = info.retry_after_ms ?? null;
   }
 
   static [Symbol.hasInstance](value) {

@@ -114,6 +114,18 @@ def record_bytes(store: oauth_lock.Store, key: str) -> bytes:
     return store.path_of(key).read_bytes()
 
 
+def assert_only_backoff_added(before: bytes, after: bytes) -> None:
+    """A failed refresh changes nothing but the shared backoff (DESIGN.md §4 step 9): the
+    tokens and every other field are as they were; the generation moved by one."""
+    old, new = json.loads(before), json.loads(after)
+    assert new["generation"] == old["generation"] + 1
+    assert new.pop("backoff")["failures"] >= 1
+    for volatile in ("generation", "updated_at_ms", "updated_by"):
+        old.pop(volatile, None)
+        new.pop(volatile, None)
+    assert new == old
+
+
 def lock_path(store: oauth_lock.Store, key: str) -> Path:
     """`<stem>.lock` beside `<stem>.json` (core/src/backend.rs)."""
     return store.path_of(key).with_suffix(".lock")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict
 
@@ -81,8 +82,10 @@ def test_an_outage_is_waited_out_by_every_caller(mock: Mock, store: oauth_lock.S
     assert status == 200
     source = store.source("k")
     for _ in range(50):
-        with pytest.raises(oauth_lock.Transient):
+        with pytest.raises(oauth_lock.Transient) as info:
             source.access_token()
+        assert info.value.retry_after is not None
+        assert timedelta(0) < info.value.retry_after <= timedelta(seconds=2)
     assert mock.stats()["outage_failures"] == 1
     time.sleep(2.1)
     assert mock.resource(source.access_token()) == 200

@@ -4,6 +4,7 @@ for callback refreshers to classify their failures."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import ClassVar, Dict, Optional, Type
 
 __all__ = [
@@ -45,6 +46,9 @@ class Error(Exception):
     key: Optional[str]
     path: Optional[str]
     oauth_error: Optional[str]
+    #: For ``Transient``: how long until any process refreshes again (the shared backoff, or
+    #: the provider's ``Retry-After``), when known.
+    retry_after: Optional[timedelta]
 
     def __init__(
         self,
@@ -53,11 +57,13 @@ class Error(Exception):
         key: Optional[str] = None,
         path: Optional[str] = None,
         oauth_error: Optional[str] = None,
+        retry_after: Optional[timedelta] = None,
     ) -> None:
         super().__init__(message)
         self.key = key
         self.path = path
         self.oauth_error = oauth_error
+        self.retry_after = retry_after
 
 
 class NeedsLogin(Error):
@@ -133,8 +139,11 @@ class Io(Error, OSError):
         key: Optional[str] = None,
         path: Optional[str] = None,
         oauth_error: Optional[str] = None,
+        retry_after: Optional[timedelta] = None,
     ) -> None:
-        Error.__init__(self, message, key=key, path=path, oauth_error=oauth_error)
+        Error.__init__(
+            self, message, key=key, path=path, oauth_error=oauth_error, retry_after=retry_after
+        )
         self.filename = path
 
     def __str__(self) -> str:
@@ -178,7 +187,14 @@ def _make_error(error_json: str) -> Error:
     """Builds the exception for the core's ``interop::error_json``."""
     e = json.loads(error_json)
     cls = _BY_CODE.get(e["code"], Error)
-    return cls(e["message"], key=e["key"], path=e["path"], oauth_error=e["oauth_error"])
+    ms = e.get("retry_after_ms")
+    return cls(
+        e["message"],
+        key=e["key"],
+        path=e["path"],
+        oauth_error=e["oauth_error"],
+        retry_after=None if ms is None else timedelta(milliseconds=ms),
+    )
 
 
 class RefreshError(Exception):
