@@ -2,7 +2,7 @@
 //! backend (PostgreSQL row locks, planned) fits without touching the protocol; and the
 //! file-system backend of DESIGN.md §3.
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::key::Key;
 use crate::lock::{lock_exclusive, LockGuard};
 use crate::record::Record;
@@ -111,7 +111,9 @@ impl FsBackend {
     }
 }
 
-fn read_record(path: &Path) -> Result<Option<(Record, Version)>> {
+/// Reads the record of `key` at `path`: `None` when there is none; `Corrupt` when it does not
+/// parse or holds another key (both with the path).
+fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -124,7 +126,29 @@ fn read_record(path: &Path) -> Result<Option<(Record, Version)>> {
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading the record", path, &e))?;
     let record = Record::parse(&bytes).map_err(|e| with_path(e, path))?;
+    check_key(&record, key).map_err(|e| with_path(e, path))?;
     Ok(Some((record, Version::of(&meta))))
+}
+
+/// Every read checks that the record is the one asked for (DESIGN.md §3): two keys whose
+/// names a file system does not tell apart (case-insensitive, or stems made by an older
+/// version) would otherwise read, refresh and overwrite each other's credential.
+fn check_key(record: &Record, key: &Key) -> Result<()> {
+    if record.key == key.as_str() {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        ctx: Context {
+            key: Some(key.as_str().to_owned()),
+            path: None,
+        },
+        reason: format!(
+            "the record holds key {:?}, not {:?}: two keys share one file (a case-insensitive \
+             file system?)",
+            record.key,
+            key.as_str()
+        ),
+    })
 }
 
 fn with_path(e: Error, path: &Path) -> Error {
@@ -217,7 +241,7 @@ impl Backend for FsBackend {
     }
 
     fn read(&self, key: &Key) -> Result<Option<(Record, Version)>> {
-        read_record(&self.record_path(key))
+        read_record(key, &self.record_path(key))
     }
 
     fn version(&self, key: &Key) -> Result<Option<Version>> {
@@ -232,6 +256,7 @@ impl Backend for FsBackend {
     fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>> {
         let guard = lock_exclusive(&self.lock_path(key), timeout)?;
         Ok(Box::new(FsLocked {
+            key: key.clone(),
             dir: self.dir.clone(),
             path: self.record_path(key),
             guard,
@@ -266,6 +291,7 @@ impl Backend for FsBackend {
 }
 
 struct FsLocked {
+    key: Key,
     dir: PathBuf,
     path: PathBuf,
     guard: LockGuard,
@@ -277,7 +303,7 @@ impl Locked for FsLocked {
     }
 
     fn read(&mut self) -> Result<Option<(Record, Version)>> {
-        read_record(&self.path)
+        read_record(&self.key, &self.path)
     }
 
     fn write(&mut self, record: &Record) -> Result<Version> {
