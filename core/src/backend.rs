@@ -169,22 +169,41 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The name of a writer's temp file, `.<record>.<pid>.<seq>.tmp`: built and recognised here
+/// only, so that the cleanup matches exactly the names `write_atomically` makes, and never
+/// another record's (the temp files of `a.json.x.json` also start with `.a.json.`).
+struct TempName;
+
+impl TempName {
+    fn build(record: &str, pid: u32, seq: u64) -> String {
+        format!(".{record}.{pid}.{seq}.tmp")
+    }
+
+    /// The record `file` is a temp file of, if it has exactly the shape `build` makes.
+    fn record_of(file: &str) -> Option<&str> {
+        let inner = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let mut parts = inner.rsplitn(3, '.');
+        let (seq, pid, record) = (parts.next()?, parts.next()?, parts.next()?);
+        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        (number(seq) && number(pid) && !record.is_empty()).then_some(record)
+    }
+}
+
 /// Temp files of this record left by writers killed before their rename (G6). Every writer
-/// holds the record's lock, so while we hold it any such file is a dead writer's; removing
-/// them keeps a crash-prone machine's store from filling up. Best effort: they are never
-/// read as records either way.
+/// of this record holds its lock, so while we hold it any such file is a dead writer's;
+/// removing them keeps a crash-prone machine's store from filling up. Only this record's:
+/// another record's writer holds another lock and may be between its fsync and its rename.
+/// Best effort: they are never read as records either way.
 fn remove_stale_temp_files(dir: &Path, path: &Path) {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return;
     };
-    let prefix = format!(".{name}.");
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+        if file.to_str().and_then(TempName::record_of) == Some(name) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -197,10 +216,10 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
         .file_name()
         .expect("a record path has a file name")
         .to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
+    let tmp = dir.join(TempName::build(
+        &name,
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
+        SEQ.fetch_add(1, Ordering::Relaxed),
     ));
     let written = (|| {
         let mut f = OpenOptions::new()
