@@ -19,6 +19,9 @@
 //! Then a full disk (`RLIMIT_FSIZE`, and a tiny tmpfs) and a read-only store during the commit:
 //! the old record is intact and the caller gets `Io`.
 //!
+//! And a writer parked (not killed) before its rename while another key's writer cleans up its
+//! own stale temp files: the parked writer's temp file survives and its save goes through.
+//!
 //! Each test writes its tally straight to stderr (visible without `--nocapture`).
 
 mod support;
@@ -1057,4 +1060,110 @@ echo $? > "$OUT/ro-next.rc"
         "tiny tmpfs (16k, ENOSPC) and read-only remount (EROFS) during the commit: exit {io} \
          (Io) both, records unchanged, no temp file; next callers got tokens"
     );
+}
+
+/// `oauth-lock save KEY` with `credential` on its stdin (stdin closed after it).
+fn spawn_save(mut c: Command, credential: &Value) -> Proc {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let mut stdin = p.0.as_mut().unwrap().stdin.take().unwrap();
+    stdin.write_all(credential.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    p
+}
+
+/// A writer cleans up only its own record's temp files: the writer of key `a` (record
+/// `a.json`, temp files `.a.json.<pid>.<seq>.tmp`) must not remove the in-flight temp file of
+/// key `a.json.x` (`.a.json.x.json.<pid>.<seq>.tmp`), whose writer holds another lock and is
+/// parked between its fsync and its rename (crash point `before-rename`, resumed through
+/// `OAUTH_LOCK_FAULT_RESUME`). That writer's rename then still succeeds: no rotation is lost.
+#[test]
+fn a_write_leaves_another_records_temp_file_alone() {
+    let (tmp, dir) = store_dir();
+    let marker = tmp.path().join("parked");
+    let resume = tmp.path().join("resume");
+    let mut parked = cmd(&dir, &["save", "a.json.x"]);
+    parked
+        .env("OAUTH_LOCK_FAULT", "before-rename")
+        .env("OAUTH_LOCK_FAULT_MARKER", &marker)
+        .env("OAUTH_LOCK_FAULT_RESUME", &resume);
+    let theirs =
+        serde_json::json!({"access_token": "at-x1", "refresh_token": "rt-x1", "expires_in": 3600});
+    let mut parked = spawn_save(parked, &theirs);
+    let deadline = Instant::now() + HUNG;
+    while !marker.exists() {
+        assert!(
+            parked.running(),
+            "the writer of a.json.x ended before crash point before-rename (no crash points \
+             compiled in?)"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "crash point before-rename never reached"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let in_flight = |stem: &str| -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| {
+                n.strip_prefix(&format!(".{stem}.json."))
+                    .and_then(|rest| rest.strip_suffix(".tmp"))
+                    .is_some_and(|rest| {
+                        let parts: Vec<&str> = rest.split('.').collect();
+                        parts.len() == 2
+                            && parts
+                                .iter()
+                                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    })
+            })
+            .collect()
+    };
+    let temp = in_flight("a.json.x");
+    assert_eq!(temp.len(), 1, "the parked writer's temp file: {temp:?}");
+
+    // Meanwhile, a write of key `a`: another record, another lock, not blocked by the parked one.
+    let ours =
+        serde_json::json!({"access_token": "at-a1", "refresh_token": "rt-a1", "expires_in": 3600});
+    let o = spawn_save(cmd(&dir, &["save", "a"]), &ours);
+    assert_eq!(o.wait(), Ended::Exited(0), "the save of key a");
+    assert_eq!(
+        in_flight("a.json.x"),
+        temp,
+        "the write of key a left a.json.x's in-flight temp file alone"
+    );
+
+    std::fs::write(&resume, b"").unwrap();
+    let mut parked = parked;
+    let stderr_of_parked = parked.0.as_mut().unwrap().stderr.take().unwrap();
+    let ended = parked.wait();
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut { stderr_of_parked }, &mut message).unwrap();
+    assert_eq!(
+        ended,
+        Ended::Exited(0),
+        "the parked save succeeded: {message}"
+    );
+    let record_x = record(&dir, "a.json.x");
+    assert_eq!(record_x["key"], "a.json.x");
+    assert!(
+        record_x["access_token"] == "at-x1" && record_x["refresh_token"] == "rt-x1",
+        "key a.json.x's record holds the tokens its writer saved (values not shown)"
+    );
+    let record_a = record(&dir, "a");
+    assert_eq!(record_a["key"], "a");
+    assert!(
+        record_a["access_token"] == "at-a1" && record_a["refresh_token"] == "rt-a1",
+        "key a's record holds its own tokens (values not shown)"
+    );
+    assert_eq!(
+        in_flight("a.json.x"),
+        Vec::<String>::new(),
+        "renamed into place"
+    );
+    assert_eq!(in_flight("a"), Vec::<String>::new());
 }

@@ -2,7 +2,7 @@
 //! backend (PostgreSQL row locks, planned) fits without touching the protocol; and the
 //! file-system backend of DESIGN.md §3.
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::key::Key;
 use crate::lock::{lock_exclusive, LockGuard};
 use crate::record::Record;
@@ -121,7 +121,9 @@ impl FsBackend {
     }
 }
 
-fn read_record(path: &Path) -> Result<Option<(Record, Version)>> {
+/// Reads the record of `key` at `path`: `None` when there is none; `Corrupt` when it does not
+/// parse or holds another key (both with the path).
+fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -134,7 +136,29 @@ fn read_record(path: &Path) -> Result<Option<(Record, Version)>> {
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading the record", path, &e))?;
     let record = Record::parse(&bytes).map_err(|e| with_path(e, path))?;
+    check_key(&record, key).map_err(|e| with_path(e, path))?;
     Ok(Some((record, Version::of(&meta))))
+}
+
+/// Every read checks that the record is the one asked for (DESIGN.md §3): two keys whose
+/// names a file system does not tell apart (case-insensitive, or stems made by an older
+/// version) would otherwise read, refresh and overwrite each other's credential.
+fn check_key(record: &Record, key: &Key) -> Result<()> {
+    if record.key == key.as_str() {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        ctx: Context {
+            key: Some(key.as_str().to_owned()),
+            path: None,
+        },
+        reason: format!(
+            "the record holds key {:?}, not {:?}: two keys share one file (a case-insensitive \
+             file system?)",
+            record.key,
+            key.as_str()
+        ),
+    })
 }
 
 fn with_path(e: Error, path: &Path) -> Error {
@@ -155,22 +179,41 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The name of a writer's temp file, `.<record>.<pid>.<seq>.tmp`: built and recognised here
+/// only, so that the cleanup matches exactly the names `write_atomically` makes, and never
+/// another record's (the temp files of `a.json.x.json` also start with `.a.json.`).
+struct TempName;
+
+impl TempName {
+    fn build(record: &str, pid: u32, seq: u64) -> String {
+        format!(".{record}.{pid}.{seq}.tmp")
+    }
+
+    /// The record `file` is a temp file of, if it has exactly the shape `build` makes.
+    fn record_of(file: &str) -> Option<&str> {
+        let inner = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let mut parts = inner.rsplitn(3, '.');
+        let (seq, pid, record) = (parts.next()?, parts.next()?, parts.next()?);
+        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        (number(seq) && number(pid) && !record.is_empty()).then_some(record)
+    }
+}
+
 /// Temp files of this record left by writers killed before their rename (G6). Every writer
-/// holds the record's lock, so while we hold it any such file is a dead writer's; removing
-/// them keeps a crash-prone machine's store from filling up. Best effort: they are never
-/// read as records either way.
+/// of this record holds its lock, so while we hold it any such file is a dead writer's;
+/// removing them keeps a crash-prone machine's store from filling up. Only this record's:
+/// another record's writer holds another lock and may be between its fsync and its rename.
+/// Best effort: they are never read as records either way.
 fn remove_stale_temp_files(dir: &Path, path: &Path) {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return;
     };
-    let prefix = format!(".{name}.");
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+        if file.to_str().and_then(TempName::record_of) == Some(name) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -183,10 +226,10 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> 
         .file_name()
         .expect("a record path has a file name")
         .to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
+    let tmp = dir.join(TempName::build(
+        &name,
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
+        SEQ.fetch_add(1, Ordering::Relaxed),
     ));
     let written = (|| {
         let mut f = OpenOptions::new()
@@ -233,7 +276,7 @@ impl Backend for FsBackend {
     }
 
     fn read(&self, key: &Key) -> Result<Option<(Record, Version)>> {
-        read_record(&self.record_path(key))
+        read_record(key, &self.record_path(key))
     }
 
     fn version(&self, key: &Key) -> Result<Option<Version>> {
@@ -248,6 +291,7 @@ impl Backend for FsBackend {
     fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>> {
         let guard = lock_exclusive(&self.lock_path(key), timeout)?;
         Ok(Box::new(FsLocked {
+            key: key.clone(),
             dir: self.dir.clone(),
             path: self.record_path(key),
             guard,
@@ -282,6 +326,7 @@ impl Backend for FsBackend {
 }
 
 struct FsLocked {
+    key: Key,
     dir: PathBuf,
     path: PathBuf,
     guard: LockGuard,
@@ -293,7 +338,7 @@ impl Locked for FsLocked {
     }
 
     fn read(&mut self) -> Result<Option<(Record, Version)>> {
-        read_record(&self.path)
+        read_record(&self.key, &self.path)
     }
 
     fn write(&mut self, record: &Record) -> Result<Committed> {

@@ -8,6 +8,12 @@
 //! itself `SIGKILL`; or, if `OAUTH_LOCK_FAULT_MARKER=<file>` is set too, it creates that file
 //! (holding its pid) and sleeps, so that the test can look at the store at that very moment
 //! and kill it itself (after a minute it kills itself, so that no orphan lingers).
+//!
+//! `OAUTH_LOCK_FAULT_RESUME=<file>` (with the marker) parks the process instead of dooming it:
+//! after creating the marker it waits until `<file>` exists and then returns from the point
+//! and goes on normally, so that a test can make something happen at that very moment (another
+//! writer's commit, say) and then see how the parked one fares. If the file does not appear
+//! within a minute, it kills itself as above.
 
 use std::time::Duration;
 
@@ -23,7 +29,18 @@ pub(crate) fn hit(point: &'static str) {
     if let Some(marker) = std::env::var_os("OAUTH_LOCK_FAULT_MARKER") {
         // The test only waits for the file to exist; its content is for a human reading it.
         let _ = std::fs::write(marker, std::process::id().to_string());
-        std::thread::sleep(Duration::from_secs(60));
+        match std::env::var_os("OAUTH_LOCK_FAULT_RESUME") {
+            Some(resume) => {
+                let parked = std::time::Instant::now();
+                while parked.elapsed() < Duration::from_secs(60) {
+                    if std::path::Path::new(&resume).exists() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            None => std::thread::sleep(Duration::from_secs(60)),
+        }
     }
     // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

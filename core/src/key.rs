@@ -1,5 +1,6 @@
 //! Credential keys and the file stems derived from them (DESIGN.md §3): the only place
-//! that turns a key into a file name.
+//! that turns a key into a file name. Stems stay distinct on case-insensitive file systems
+//! (upper-case letters are percent-encoded) and never name a Windows device.
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -43,11 +44,17 @@ impl Key {
         &self.0
     }
 
-    /// The file stem: every byte outside `[A-Za-z0-9._-]` percent-encoded (upper-case hex).
+    /// The file stem (DESIGN.md §3): every byte outside `[a-z0-9._-]` percent-encoded with
+    /// upper-case hex, so that two keys that differ only in case get names that differ on a
+    /// case-insensitive file system too (`anthropic:Work` → `anthropic%3A%57ork`). A key whose
+    /// part before its first `.` is a Windows device name (`con`, `prn`, `aux`, `nul`,
+    /// `com0`–`com9`, `lpt0`–`lpt9`, in any case) also has its first byte encoded
+    /// (`con` → `%63on`, `nul.backup` → `%6Eul.backup`), so no stem names a device.
     pub fn stem(&self) -> String {
         let mut out = String::with_capacity(self.0.len());
-        for b in self.0.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+        let device = is_device_name(&self.0);
+        for (i, b) in self.0.bytes().enumerate() {
+            if is_stem_byte(b) && !(i == 0 && device) {
                 out.push(b as char);
             } else {
                 out.push_str(&format!("%{b:02X}"));
@@ -56,7 +63,9 @@ impl Key {
         out
     }
 
-    /// The key a stem was made from, if `stem` is a canonical stem of a valid key.
+    /// The key a stem was made from, if `stem` is the canonical stem of a valid key (exactly
+    /// what [`stem`](Self::stem) makes: upper-case hex, safe bytes not encoded, upper-case
+    /// letters encoded, device names' first byte encoded); `None` for any other name.
     pub fn from_stem(stem: &str) -> Option<Key> {
         let bytes = stem.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
@@ -73,6 +82,21 @@ impl Key {
         }
         let key = Key::new(std::str::from_utf8(&out).ok()?).ok()?;
         (key.stem() == stem).then_some(key)
+    }
+}
+
+/// The bytes a stem keeps as they are: none differ from another only in case.
+fn is_stem_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// Whether the part of `key` before its first `.` is a Windows device name, in any case.
+fn is_device_name(key: &str) -> bool {
+    let base = key.split('.').next().unwrap_or(key).to_ascii_lowercase();
+    match base.as_bytes() {
+        b"con" | b"prn" | b"aux" | b"nul" => true,
+        [b'c', b'o', b'm', d] | [b'l', b'p', b't', d] => d.is_ascii_digit(),
+        _ => false,
     }
 }
 
@@ -129,12 +153,61 @@ mod tests {
             "lower-case hex is not canonical"
         );
         assert_eq!(
-            Key::from_stem("a%41"),
+            Key::from_stem("%61"),
             None,
             "an encoded safe byte is not canonical"
+        );
+        assert_eq!(
+            Key::from_stem("Work"),
+            None,
+            "an upper-case letter is always encoded"
+        );
+        assert_eq!(
+            Key::from_stem("con"),
+            None,
+            "a device name has its first byte encoded"
+        );
+        assert_eq!(Key::from_stem("nul.x"), None);
+        assert_eq!(
+            Key::from_stem("c%4F%4E"),
+            None,
+            "CON in any case is a device"
         );
         assert_eq!(Key::from_stem("%2E%2E"), None);
         assert_eq!(Key::from_stem("bad%"), None);
         assert_eq!(Key::from_stem("a%3Ab").unwrap().as_str(), "a:b");
+        assert_eq!(Key::from_stem("a%41").unwrap().as_str(), "aA");
+        assert_eq!(Key::from_stem("%63%4F%4E").unwrap().as_str(), "cON");
+    }
+
+    #[test]
+    fn keys_differing_in_case_or_naming_a_device_get_distinct_safe_stems() {
+        for (a, b) in [("work", "Work"), ("a:b", "A:b"), ("con", "CON"), ("x", "X")] {
+            let (sa, sb) = (Key::new(a).unwrap().stem(), Key::new(b).unwrap().stem());
+            assert_ne!(
+                sa.to_ascii_lowercase(),
+                sb.to_ascii_lowercase(),
+                "{a} vs {b}"
+            );
+        }
+        for key in [
+            "con",
+            "Con",
+            "prn.x",
+            "aux",
+            "NUL",
+            "com0",
+            "COM9",
+            "lpt1.json",
+            "lPt5",
+        ] {
+            let stem = Key::new(key).unwrap().stem();
+            assert!(stem.starts_with('%'), "{key} -> {stem}");
+            assert_eq!(Key::from_stem(&stem).unwrap().as_str(), key);
+        }
+        for key in ["cons", "com", "com10", "lpt", "aux-work", "x.con", "null"] {
+            let stem = Key::new(key).unwrap().stem();
+            assert!(!stem.starts_with('%'), "{key} -> {stem}");
+        }
     }
 }

@@ -1,14 +1,23 @@
 //! The cross-process lock on `<stem>.lock`: an exclusive `flock` (fs4) whose wait blocks in
 //! the kernel on a dedicated thread, so a waiter wakes the moment the holder releases, with
 //! a deadline that gives `Busy`. Also the fork hygiene of DESIGN.md §4.
+//!
+//! Waiting is bounded: a process has at most one waiter thread (and one extra descriptor) per
+//! lock path. Callers that find the lock held join that path's queue; when the waiter thread
+//! gets the lock it hands it to the first caller still waiting, then (if others wait) blocks
+//! again with a fresh descriptor behind it, or, if every caller gave up, unlocks at once. So a
+//! holder that never lets go (stopped, say) costs one thread and one descriptor, however many
+//! calls give up `Busy` meanwhile.
 
 use crate::error::{Context, Error, Result};
+use arc_swap::ArcSwapOption;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How many lock acquisitions found the lock held and blocked in the kernel (diagnostics).
@@ -37,6 +46,11 @@ pub(crate) fn close_inherited_lock_fds() {
     for slot in &OPEN_FDS {
         let fd = slot.swap(-1, Ordering::AcqRel);
         if fd >= 0 {
+            // SAFETY: `fd` was registered by a `LockFile` that owned it, and the swap took it
+            // out of the table, so it is closed once. Its `File` (in the parent's memory) is
+            // never closed again here: a `LockFile` dropped in the child sees another pid and
+            // forgets its `File`, and the parent's waiter table is never dropped in the child.
+            // close(2) is async-signal-safe, as the at-fork child handler requires.
             unsafe { libc::close(fd) };
         }
     }
@@ -45,12 +59,14 @@ pub(crate) fn close_inherited_lock_fds() {
 /// An open lock file, registered for the fork handler.
 struct LockFile {
     file: Option<File>,
-    slot: Option<usize>,
+    slot: usize,
     pid: u32,
 }
 
 impl LockFile {
-    fn open(path: &Path) -> std::io::Result<LockFile> {
+    /// Opens (creating, 0600) the lock file. Fails (`Io`) when the descriptor table of the
+    /// fork handler is full rather than leave a descriptor a forked child would not close.
+    fn open(path: &Path) -> Result<LockFile> {
         // A child forked while this descriptor is open must close its copy.
         crate::runtime::install_fork_handler();
         let file = OpenOptions::new()
@@ -60,8 +76,20 @@ impl LockFile {
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
-        let slot = register(file.as_raw_fd());
+            .open(path)
+            .map_err(|e| Error::io("opening the lock file", path, &e))?;
+        let Some(slot) = register(file.as_raw_fd()) else {
+            let open = OPEN_FDS
+                .iter()
+                .filter(|s| s.load(Ordering::Relaxed) >= 0)
+                .count();
+            let e = std::io::Error::other(format!(
+                "this process already holds or waits on {open} locks, the most it can track \
+                 (a forked child must close every lock descriptor it inherits): release some \
+                 before taking another"
+            ));
+            return Err(Error::io("opening the lock file", path, &e));
+        };
         Ok(LockFile {
             file: Some(file),
             slot,
@@ -77,14 +105,13 @@ impl LockFile {
 impl Drop for LockFile {
     fn drop(&mut self) {
         let file = self.file.take().expect("dropped once");
-        if let Some(i) = self.slot {
-            OPEN_FDS[i].store(-1, Ordering::Release);
-        }
         if self.pid != std::process::id() {
-            // Inherited across fork: the fork handler already closed this descriptor.
+            // Inherited across fork: the fork handler already closed this descriptor and
+            // freed its slot, which may hold one of this process's own descriptors by now.
             std::mem::forget(file);
             return;
         }
+        OPEN_FDS[self.slot].store(-1, Ordering::Release);
         // Unlock explicitly: a forked child might still share this open file description.
         let _ = fs4::FileExt::unlock(&file);
     }
@@ -97,18 +124,132 @@ pub struct LockGuard {
     pub waited: Duration,
 }
 
-enum Wait {
-    Waiting,
-    Acquired(LockFile),
-    Failed(std::io::Error),
-    Abandoned,
+/// The callers of one lock path that wait in this process, and its one waiter thread.
+struct Queue {
+    /// Signalled when the lock is handed over or the wait failed (waited on with the table's
+    /// mutex).
+    cv: Arc<Condvar>,
+    /// Tickets of the callers still waiting, first come first served.
+    tickets: VecDeque<u64>,
+    /// The lock, taken by the waiter thread for the caller holding this ticket.
+    handoff: Option<(u64, LockFile)>,
+    /// Callers whose wait failed, with the error.
+    failed: Vec<(u64, Error)>,
+    /// The waiter thread runs (blocked in `flock`, or about to be).
+    waiter: bool,
+    /// Waiter threads started for this queue (tests check that callers share one).
+    #[cfg(test)]
+    threads_started: usize,
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            cv: Arc::new(Condvar::new()),
+            tickets: VecDeque::new(),
+            handoff: None,
+            failed: Vec::new(),
+            waiter: false,
+            #[cfg(test)]
+            threads_started: 0,
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.tickets.is_empty() && self.handoff.is_none() && self.failed.is_empty() && !self.waiter
+    }
+
+    /// Every caller still waiting gets `err`.
+    fn fail_all(&mut self, err: &Error) {
+        let failed = self.tickets.drain(..).map(|t| (t, err.clone()));
+        self.failed.extend(failed);
+        self.cv.notify_all();
+    }
+}
+
+struct Waiting {
+    next_ticket: u64,
+    queues: HashMap<PathBuf, Queue>,
+}
+
+impl Waiting {
+    fn enqueue(&mut self, path: &Path) -> (u64, &mut Queue) {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        let queue = self
+            .queues
+            .entry(path.to_owned())
+            .or_insert_with(Queue::new);
+        queue.tickets.push_back(ticket);
+        BLOCKED_WAITS.fetch_add(1, Ordering::Relaxed);
+        (ticket, queue)
+    }
+
+    fn remove_if_idle(&mut self, path: &Path) {
+        if self.queues.get(path).is_some_and(Queue::idle) {
+            self.queues.remove(path);
+        }
+    }
+}
+
+/// The wait queues of one side of a fork. A child starts a table of its own (its epoch), so a
+/// mutex that a parent's thread held at the fork is never waited for, and the parent's
+/// waiter threads (which do not exist in the child) are never counted on.
+struct Waits {
+    epoch: u64,
+    state: Mutex<Waiting>,
+}
+
+static WAITS: ArcSwapOption<Waits> = ArcSwapOption::const_empty();
+
+/// This epoch's wait table, made by the first caller after a fork (or at start).
+fn waits() -> Arc<Waits> {
+    let epoch = crate::runtime::epoch();
+    loop {
+        if let Some(w) = WAITS.load_full().filter(|w| w.epoch == epoch) {
+            return w;
+        }
+        let previous = WAITS.rcu(|current| match current {
+            Some(w) if w.epoch == epoch => Some(w.clone()),
+            _ => Some(Arc::new(Waits {
+                epoch,
+                state: Mutex::new(Waiting {
+                    next_ticket: 0,
+                    queues: HashMap::new(),
+                }),
+            })),
+        });
+        if let Some(old) = previous.filter(|w| w.epoch != epoch) {
+            // The parent's table, copied by the fork in whatever state its threads left it:
+            // never dropped here (its descriptors were closed by the fork handler).
+            std::mem::forget(old);
+        }
+    }
+}
+
+/// A poisoned mutex only means a panic elsewhere; the queues it guards stay consistent.
+fn lock_state(waits: &Waits) -> MutexGuard<'_, Waiting> {
+    waits.state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Takes the exclusive lock on `path`, waiting at most `timeout`.
 pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
     let started = Instant::now();
-    let io = |op: &str, e: &std::io::Error| Error::io(op, path, e);
-    let lf = LockFile::open(path).map_err(|e| io("opening the lock file", &e))?;
+    // Far enough for any timeout a caller means; `Duration::MAX` must not overflow.
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or(started + Duration::from_secs(100 * 365 * 24 * 3600));
+    crate::runtime::install_fork_handler();
+    let waits = waits();
+    {
+        // The path has a waiter thread already: join its queue, with no descriptor of our own.
+        let mut state = lock_state(&waits);
+        if state.queues.get(path).is_some_and(|q| q.waiter) {
+            let (ticket, _) = state.enqueue(path);
+            return wait_for_handoff(state, path, ticket, started, deadline);
+        }
+    }
+    let lf = LockFile::open(path)?;
     match fs4::FileExt::try_lock(lf.file()) {
         Ok(()) => {
             return Ok(LockGuard {
@@ -116,46 +257,124 @@ pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
                 waited: Duration::ZERO,
             })
         }
-        Err(fs4::TryLockError::Error(e)) => return Err(io("locking", &e)),
+        Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
         Err(fs4::TryLockError::WouldBlock) => {}
     }
-    BLOCKED_WAITS.fetch_add(1, Ordering::Relaxed);
-    let shared = Arc::new((Mutex::new(Wait::Waiting), Condvar::new()));
-    let theirs = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("oauth-lock-wait".into())
-        .spawn(move || {
-            let result = fs4::FileExt::lock(lf.file());
-            let (state, cv) = &*theirs;
-            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            match (&*state, result) {
-                // The caller gave up: release at once (LockFile's drop unlocks).
-                (Wait::Abandoned, _) => drop(lf),
-                (_, Ok(())) => *state = Wait::Acquired(lf),
-                (_, Err(e)) => *state = Wait::Failed(e),
-            }
-            cv.notify_all();
-        });
-    if let Err(e) = spawned {
-        return Err(io("starting the lock-wait thread", &e));
+    let mut state = lock_state(&waits);
+    let (ticket, queue) = state.enqueue(path);
+    if queue.waiter {
+        // Another caller started the waiter meanwhile: ours is not needed.
+        drop(lf);
+    } else {
+        queue.waiter = true;
+        #[cfg(test)]
+        {
+            queue.threads_started += 1;
+        }
+        let (theirs, owned) = (waits.clone(), path.to_owned());
+        let spawned = std::thread::Builder::new()
+            .name("oauth-lock-wait".into())
+            .spawn(move || wait_in_kernel(&theirs, &owned, lf));
+        if let Err(e) = spawned {
+            queue.waiter = false;
+            queue.tickets.retain(|&t| t != ticket);
+            let err = Error::io("starting the lock-wait thread", path, &e);
+            // Callers that joined in between are failed too: nobody else would serve them.
+            queue.fail_all(&err);
+            state.remove_if_idle(path);
+            return Err(err);
+        }
     }
-    let (state, cv) = &*shared;
-    let deadline = started + timeout;
-    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    wait_for_handoff(state, path, ticket, started, deadline)
+}
+
+/// The waiter thread of `path`: blocks in `flock` with `lf`, hands the lock to the first
+/// caller still waiting (or unlocks at once if all gave up), and goes on with a fresh
+/// descriptor while callers remain.
+fn wait_in_kernel(waits: &Waits, path: &Path, mut lf: LockFile) {
     loop {
-        match std::mem::replace(&mut *guard, Wait::Waiting) {
-            Wait::Acquired(lf) => {
-                return Ok(LockGuard {
-                    _file: lf,
-                    waited: started.elapsed(),
-                })
+        let locked = fs4::FileExt::lock(lf.file());
+        let mut state = lock_state(waits);
+        let queue = state
+            .queues
+            .get_mut(path)
+            .expect("a queue lives as long as its waiter thread");
+        match locked {
+            Ok(()) => match queue.tickets.pop_front() {
+                Some(ticket) => {
+                    // The previous hand-off was taken: its holder released the lock since.
+                    debug_assert!(queue.handoff.is_none());
+                    queue.handoff = Some((ticket, lf));
+                    queue.cv.notify_all();
+                }
+                // Every caller gave up: release at once (LockFile's drop unlocks).
+                None => drop(lf),
+            },
+            Err(e) => {
+                drop(lf);
+                queue.fail_all(&Error::io("locking", path, &e));
             }
-            Wait::Failed(e) => return Err(io("locking", &e)),
-            Wait::Waiting | Wait::Abandoned => {}
+        }
+        if queue.tickets.is_empty() {
+            queue.waiter = false;
+            state.remove_if_idle(path);
+            return;
+        }
+        // Callers still wait behind the one just served: block again, on a fresh descriptor
+        // (opened without the table's mutex held).
+        drop(state);
+        let next = LockFile::open(path);
+        let mut state = lock_state(waits);
+        let queue = state
+            .queues
+            .get_mut(path)
+            .expect("a queue lives as long as its waiter thread");
+        match next {
+            Ok(next) if !queue.tickets.is_empty() => lf = next,
+            outcome => {
+                if let Err(err) = outcome {
+                    queue.fail_all(&err);
+                }
+                queue.waiter = false;
+                state.remove_if_idle(path);
+                return;
+            }
+        }
+    }
+}
+
+/// Waits (on the queue's condition variable, with the table's mutex) until the waiter
+/// thread hands `ticket` the lock, the wait fails, or `deadline` passes (`Busy`).
+fn wait_for_handoff(
+    mut state: MutexGuard<'_, Waiting>,
+    path: &Path,
+    ticket: u64,
+    started: Instant,
+    deadline: Instant,
+) -> Result<LockGuard> {
+    loop {
+        let queue = state
+            .queues
+            .get_mut(path)
+            .expect("a waiting ticket keeps its queue");
+        if queue.handoff.as_ref().is_some_and(|(t, _)| *t == ticket) {
+            let (_, file) = queue.handoff.take().expect("checked");
+            state.remove_if_idle(path);
+            return Ok(LockGuard {
+                _file: file,
+                waited: started.elapsed(),
+            });
+        }
+        if let Some(i) = queue.failed.iter().position(|(t, _)| *t == ticket) {
+            let (_, err) = queue.failed.swap_remove(i);
+            state.remove_if_idle(path);
+            return Err(err);
         }
         let now = Instant::now();
         if now >= deadline {
-            *guard = Wait::Abandoned;
+            // Give up our place; the waiter thread serves the others, or unlocks at once.
+            queue.tickets.retain(|&t| t != ticket);
+            state.remove_if_idle(path);
             return Err(Error::Busy {
                 ctx: Context {
                     key: None,
@@ -164,9 +383,10 @@ pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
                 waited_ms: started.elapsed().as_millis() as u64,
             });
         }
-        guard = cv
-            .wait_timeout(guard, deadline - now)
-            .unwrap_or_else(|p| p.into_inner())
+        let cv = queue.cv.clone();
+        state = cv
+            .wait_timeout(state, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
 }
@@ -174,6 +394,117 @@ pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// (callers waiting, waiter thread running, waiter threads started) of `path`'s queue.
+    fn queue_facts(path: &Path) -> Option<(usize, bool, usize)> {
+        let waits = waits();
+        let state = lock_state(&waits);
+        let q = state.queues.get(path)?;
+        Some((q.tickets.len(), q.waiter, q.threads_started))
+    }
+
+    /// Descriptors of this process open on `path`.
+    fn fds_on(path: &Path) -> usize {
+        let path = path.canonicalize().unwrap();
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
+            .count()
+    }
+
+    fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn waiters_on_one_path_share_one_waiter_thread_and_get_the_lock_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let inside = Arc::new(AtomicBool::new(false));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let contender = |n: u32| {
+            let (path, inside, order) = (path.clone(), inside.clone(), order.clone());
+            std::thread::spawn(move || {
+                let g = lock_exclusive(&path, Duration::from_secs(30)).unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                order.lock().unwrap().push(n);
+                std::thread::sleep(Duration::from_millis(100));
+                inside.store(false, Ordering::SeqCst);
+                drop(g);
+            })
+        };
+        let first = contender(1);
+        eventually("the first contender waits", || {
+            queue_facts(&path).is_some_and(|(n, _, _)| n == 1)
+        });
+        let second = contender(2);
+        eventually("the second contender waits", || {
+            queue_facts(&path).is_some_and(|(n, _, _)| n == 2)
+        });
+        assert_eq!(
+            queue_facts(&path),
+            Some((2, true, 1)),
+            "two callers, one waiter thread"
+        );
+        assert_eq!(fds_on(&path), 2, "the holder's descriptor and the waiter's");
+
+        drop(held);
+        eventually("the first contender holds the lock", || {
+            order.lock().unwrap().len() == 1
+        });
+        assert_eq!(*order.lock().unwrap(), [1], "first come, first served");
+        let (waiting, waiter, started) = queue_facts(&path).expect("the second still waits");
+        assert_eq!(
+            (waiting, waiter, started),
+            (1, true, 1),
+            "the same waiter goes on"
+        );
+        assert!(
+            fds_on(&path) <= 2,
+            "the holder's and the waiter's fresh one"
+        );
+
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), [1, 2]);
+        eventually("the queue is gone once nobody waits", || {
+            queue_facts(&path).is_none()
+        });
+        assert_eq!(fds_on(&path), 0, "every descriptor closed");
+        drop(lock_exclusive(&path, Duration::ZERO).expect("the lock is free"));
+    }
+
+    #[test]
+    fn a_waiter_whose_callers_all_gave_up_unlocks_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        for _ in 0..50 {
+            let e = lock_exclusive(&path, Duration::from_millis(1))
+                .err()
+                .expect("held");
+            assert_eq!(e.code(), crate::ErrorCode::Busy);
+        }
+        assert_eq!(
+            queue_facts(&path),
+            Some((0, true, 1)),
+            "one waiter for all 50"
+        );
+        assert_eq!(fds_on(&path), 2);
+        drop(held);
+        eventually("the waiter let go and ended", || {
+            queue_facts(&path).is_none()
+        });
+        drop(lock_exclusive(&path, Duration::ZERO).expect("the lock is free"));
+        assert_eq!(fds_on(&path), 0);
+    }
 
     #[test]
     fn a_contender_blocks_in_the_kernel_and_wakes_on_release() {
@@ -187,8 +518,9 @@ mod tests {
             let g = lock_exclusive(&p, Duration::from_secs(30)).unwrap();
             (Instant::now(), g.waited)
         });
-        // Proof that it went to the kernel: the blocked-wait counter moved.
-        while blocked_waits() == before {
+        // Proof that it went to the kernel: the blocked-wait counter moved, and it waits in
+        // this path's queue (the counter alone could be another test's wait).
+        while blocked_waits() == before || queue_facts(&path).is_none_or(|(n, _, _)| n == 0) {
             std::thread::yield_now();
         }
         std::thread::sleep(Duration::from_millis(50));
