@@ -143,6 +143,15 @@ fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
 /// Every read checks that the record is the one asked for (DESIGN.md §3): two keys whose
 /// names a file system does not tell apart (case-insensitive, or stems made by an older
 /// version) would otherwise read, refresh and overwrite each other's credential.
+/// How a key check's `Corrupt` reason starts (see [`holds_another_key`]).
+const ANOTHER_KEY: &str = "the record holds key ";
+
+/// Whether `e` says the file holds another key's record (two keys share one file on a
+/// case-insensitive file system): no save may replace it, since it is another credential.
+pub(crate) fn holds_another_key(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { reason, .. } if reason.starts_with(ANOTHER_KEY))
+}
+
 fn check_key(record: &Record, key: &Key) -> Result<()> {
     if record.key == key.as_str() {
         return Ok(());
@@ -153,7 +162,7 @@ fn check_key(record: &Record, key: &Key) -> Result<()> {
             path: None,
         },
         reason: format!(
-            "the record holds key {:?}, not {:?}: two keys share one file (a case-insensitive \
+            "{ANOTHER_KEY}{:?}, not {:?}: two keys share one file (a case-insensitive \
              file system?)",
             record.key,
             key.as_str()
@@ -374,7 +383,11 @@ fn on_network_fs(dir: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
+    // SAFETY: `statfs` is plain old data (integers and arrays of them), for which all-zero
+    // bytes are a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call, and `st` is a valid,
+    // exclusively borrowed `statfs` for the kernel to fill.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return false;
     }

@@ -22,6 +22,9 @@
 //! # let _ = token; Ok(()) }
 //! ```
 
+// Every `unsafe` block says why it is sound (clippy, -D warnings in CI).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod backend;
 mod error;
 mod events;

@@ -11,6 +11,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The layout of a mirror file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +111,49 @@ impl MirrorConfig {
     }
 }
 
+/// The temp-file name of a mirror write: `.<name>.oauth-lock.<pid>.<nanos>.<seq>.tmp`. The
+/// time and a process-wide sequence make it unique even where pids repeat (containers sharing
+/// a home directory), and the exact shape lets cleanup recognise our own files only.
+fn temp_name(name: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        ".{name}.oauth-lock.{}.{nanos}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether `file` is a temp file that [`temp_name`] made for the mirror `name`.
+fn is_our_temp_file(file: &str, name: &str) -> bool {
+    let Some(rest) = file
+        .strip_prefix(&format!(".{name}.oauth-lock."))
+        .and_then(|r| r.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Temp files of this mirror left by killed writers. Every write-back happens under the
+/// credential's lock, so while we hold it any such file is a dead writer's.
+fn remove_stale_temp_files(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if is_our_temp_file(&entry.file_name().to_string_lossy(), name) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -117,7 +162,8 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.oauth-lock.{}.tmp", std::process::id()));
+    remove_stale_temp_files(dir, &name);
+    let tmp = dir.join(temp_name(&name));
     let mode = fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0o600);
@@ -137,4 +183,37 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_unique_and_cleanup_takes_only_ours() {
+        let a = temp_name("credentials.json");
+        let b = temp_name("credentials.json");
+        assert_ne!(a, b, "two writes in one process never share a name");
+        assert!(is_our_temp_file(&a, "credentials.json"));
+        assert!(!is_our_temp_file(&a, "credentials"), "another mirror's");
+        for foreign in [
+            ".credentials.json.tmp",
+            ".credentials.json.oauth-lock.1.tmp",
+            ".credentials.json.oauth-lock.1.2.x.tmp",
+            ".credentials.json.x.oauth-lock.1.2.3.tmp",
+            "credentials.json",
+        ] {
+            assert!(!is_our_temp_file(foreign, "credentials.json"), "{foreign}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(&a);
+        let theirs = dir.path().join(".credentials.json.tmp");
+        fs::write(&stale, b"{}").unwrap();
+        fs::write(&theirs, b"{}").unwrap();
+        write_file_atomically(&dir.path().join("credentials.json"), b"{}").unwrap();
+        assert!(!stale.exists(), "a killed writer's temp file is removed");
+        assert!(theirs.exists(), "a file we did not make is left alone");
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "the mirror and the foreign file");
+    }
 }

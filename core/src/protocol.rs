@@ -97,13 +97,18 @@ fn registry(epoch: u64) -> Arc<Registry> {
         if let Some(r) = SLOTS.load_full().filter(|r| r.epoch == epoch) {
             return r;
         }
-        SLOTS.rcu(|current| match current {
+        let previous = SLOTS.rcu(|current| match current {
             Some(r) if r.epoch == epoch => Some(r.clone()),
             _ => Some(Arc::new(Registry {
                 epoch,
                 slots: Mutex::new(HashMap::new()),
             })),
         });
+        if let Some(old) = previous.filter(|r| r.epoch != epoch) {
+            // The parent's registry: a thread the child lacks may have been changing its map
+            // at the fork, so it is never dropped (nor locked) here.
+            std::mem::forget(old);
+        }
     }
 }
 

@@ -138,6 +138,8 @@ pub(crate) fn install_fork_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(unix)]
+        // SAFETY: the handler is an `extern "C" fn()` that lives for the whole program and does
+        // only async-signal-safe work (atomics and close(2)), as a child handler must.
         unsafe {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }

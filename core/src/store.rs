@@ -256,8 +256,10 @@ impl Store {
         let existing = match locked.read() {
             Ok(found) => found.map(|(r, _)| r),
             // An unreadable record is replaced only by a save that cannot lose a refresh token.
+            // Another key's record (a case-insensitive file system) is another credential.
             Err(e)
                 if e.code() == ErrorCode::Corrupt
+                    && !crate::backend::holds_another_key(&e)
                     && (tokens.refresh_token.is_some() || options.allow_downgrade) =>
             {
                 None

@@ -103,6 +103,26 @@ fn a_record_holding_another_key_is_corrupt_and_left_untouched() {
         .expect("list reports the problem");
     check(problem.code, &problem.message, "list");
 
+    // A login for `work` must not overwrite `Work`'s credential (a save with a refresh token
+    // replaces a record that does not parse, never another key's).
+    let login = json!({"access_token": "at-w", "refresh_token": "rt-w"});
+    let e = store
+        .save_blocking(
+            "work",
+            Credential::from_json(&login).unwrap(),
+            SaveOptions::default(),
+        )
+        .unwrap_err();
+    check(e.code(), &e.to_string(), "save");
+    let forced = SaveOptions {
+        allow_downgrade: true,
+        ..Default::default()
+    };
+    let e = store
+        .save_blocking("work", Credential::from_json(&login).unwrap(), forced)
+        .unwrap_err();
+    check(e.code(), &e.to_string(), "save with allow_downgrade");
+
     // Key Work itself still works, from its own file.
     assert_eq!(std::fs::read(&theirs).unwrap(), bytes);
     assert_eq!(store.status("Work").unwrap().generation, Some(1));
