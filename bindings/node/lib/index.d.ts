@@ -115,7 +115,9 @@ export interface TokenFields {
 /**
  * A refresher for a non-standard provider: gets the credential, returns new token fields.
  * To fail in a classified way, reject with `{code: 'invalid_grant'}` (or another lowercase
- * OAuth error, or `'transient'`), or with the provider's `{error, error_description}` body.
+ * OAuth error, or `'transient'`), or with the provider's `{error, error_description}` body;
+ * a transient one may add `retryAfter` (seconds, e.g. from the provider's `Retry-After`),
+ * which every process then waits before refreshing again.
  * Anything else thrown, a malformed answer, or no answer within `refreshTimeoutMs` is
  * `Transient`.
  */

@@ -116,12 +116,17 @@ function refresherFailure(err) {
       return {
         error: err.error,
         error_description: err.error_description ?? err.errorDescription ?? err.message ?? null,
+        retry_after: err.retry_after ?? err.retryAfter ?? null,
       };
     }
     // `{code: 'invalid_grant'}`: lowercase OAuth-style codes classify; Node's system codes
     // (ECONNRESET, ERR_...) are uppercase and fall through to transient.
     if (typeof err.code === 'string' && /^[a-z][a-z0-9_]*$/.test(err.code)) {
-      return { error: err.code, error_description: err.description ?? err.message ?? null };
+      return {
+        error: err.code,
+        error_description: err.description ?? err.message ?? null,
+        retry_after: err.retry_after ?? err.retryAfter ?? null,
+      };
     }
   }
   const name = err instanceof Error ? `${err.name}: ${err.message}` : inspect(err, { depth: 1 });

@@ -1,13 +1,13 @@
 // Every §5 error code from its cause: the exact code, the key and path where known, and the
-// record file byte-for-byte unchanged (or, for a provider's terminal refusal, only marked
-// needs_login as G5 requires). JS refreshers that throw, never settle or answer garbage.
+// record file byte-for-byte unchanged (or, for a provider's refusal of the refresh token, only
+// marked needs_login as G5 requires; for a failed refresh, only the shared backoff added). JS refreshers that throw, never settle or answer garbage.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Store, codes, isOAuthLockError, OAuthLockError } from 'oauth-lock';
-import { startMock, tempDir, loginAndSave, record, recordBytes } from './support.mjs';
+import { startMock, tempDir, loginAndSave, record, recordBytes, onlyBackoffAdded } from './support.mjs';
 
 const m = await startMock(['--lifetime', '1h']);
 after(() => m.close());
@@ -51,11 +51,10 @@ test('NeedsLogin: no record, or no refresh token', async () => {
   assert.deepEqual(recordBytes(store, 'norefresh'), before);
 });
 
-test('InvalidGrant and Terminal from a JS refresher: tried once, then NeedsLogin', async () => {
+test('refresh-token errors from a JS refresher are tried once, then NeedsLogin; client errors keep the credential', async () => {
   for (const [reason, code, oauthError] of [
     [{ code: 'invalid_grant', message: 'spent' }, codes.InvalidGrant, 'invalid_grant'],
-    [{ code: 'access_denied' }, codes.Terminal, 'access_denied'],
-    [{ error: 'invalid_client', error_description: 'who?' }, codes.Terminal, 'invalid_client'],
+    [{ error: 'refresh_token_reused' }, codes.Terminal, 'refresh_token_reused'],
   ]) {
     const { store, before } = await expired('dead');
     let calls = 0;
@@ -63,6 +62,42 @@ test('InvalidGrant and Terminal from a JS refresher: tried once, then NeedsLogin
       calls += 1;
       throw reason;
     });
+    const err = await fails(() => source.accessToken(), code, 'dead', store);
+    assert.equal(err.oauthError, oauthError);
+    const marked = record(store, 'dead');
+    const old = JSON.parse(before.toString());
+    assert.equal(marked.state, 'needs_login', 'G5: recorded dead for every process');
+    assert.equal(marked.last_error.code, oauthError);
+    assert.equal(marked.refresh_token, old.refresh_token, 'tokens kept');
+    const afterMark = recordBytes(store, 'dead');
+    await fails(() => source.accessToken(), codes.NeedsLogin, 'dead', store);
+    assert.deepEqual(recordBytes(store, 'dead'), afterMark, 'unchanged by the second call');
+    assert.equal(calls, 1, 'the dead refresh token was tried once');
+  }
+  // A refusal of the client, not of the refresh token: recorded, but the credential stays ok.
+  for (const [reason, oauthError] of [
+    [{ code: 'access_denied' }, 'access_denied'],
+    [{ error: 'invalid_client', error_description: 'who?' }, 'invalid_client'],
+  ]) {
+    const { store, before } = await expired('client');
+    let calls = 0;
+    const source = store.source('client', async () => {
+      calls += 1;
+      throw reason;
+    });
+    const err = await fails(() => source.accessToken(), codes.Terminal, 'client', store);
+    assert.equal(err.oauthError, oauthError);
+    const rec = record(store, 'client');
+    const old = JSON.parse(before.toString());
+    assert.equal(rec.state, 'ok', 'a client error does not kill the credential');
+    assert.equal(rec.last_error.code, oauthError);
+    assert.equal(rec.refresh_token, old.refresh_token, 'tokens kept');
+    assert.equal(rec.backoff.failures, 1);
+    const again = await fails(() => source.accessToken(), codes.Terminal, 'client', store);
+    assert.equal(again.oauthError, oauthError, 'repeated from the record during the backoff');
+    assert.equal(calls, 1, 'no second request during the backoff');
+  }
+});
     const err = await fails(() => source.accessToken(), code, 'dead', store);
     assert.equal(err.oauthError, oauthError);
     const marked = record(store, 'dead');
@@ -105,7 +140,7 @@ test('Transient: a JS refresher that throws, never settles, or answers garbage',
     const source = store.source('t', refresher, { refreshTimeoutMs: 300 });
     const err = await fails(() => source.accessToken(), codes.Transient, 't', store);
     assert.match(err.message, why, `${what}: ${err.message}`);
-    assert.deepEqual(recordBytes(store, 't'), before, `${what}: record unchanged`);
+    assert.ok(onlyBackoffAdded(before, recordBytes(store, 't')), `${what}: only a backoff added`);
   }
 });
 
@@ -212,4 +247,19 @@ test('Insecure: plain http to a host that is not loopback', async () => {
 
 test('every code was produced from its cause', () => {
   assert.deepEqual([...seen].sort(), Object.values(codes).sort());
+});
+
+test('Transient carries retryAfterMs while every process backs off', async () => {
+  const { store } = await expired('later');
+  let calls = 0;
+  const source = store.source('later', async () => {
+    calls += 1;
+    throw { code: 'temporarily_unavailable', retry_after: 60 };
+  });
+  const first = await fails(() => source.accessToken(), codes.Transient, 'later', store);
+  assert.equal(first.retryAfterMs, 60_000);
+  const second = await fails(() => source.accessToken(), codes.Transient, 'later', store);
+  assert.ok(second.retryAfterMs > 55_000 && second.retryAfterMs <= 60_000, `${second.retryAfterMs}`);
+  assert.equal(calls, 1, 'no request until the provider said');
+  assert.ok(record(store, 'later').backoff.until_ms > Date.now() + 55_000);
 });

@@ -77,6 +77,23 @@ export function record(store, key) {
   return JSON.parse(recordBytes(store, key).toString('utf8'));
 }
 
+/**
+ * Whether a failed refresh changed nothing but the shared backoff (DESIGN.md §4 step 9): the
+ * tokens and every other field as they were, the generation one higher (or the record not
+ * written at all, when the failure came after the caller's timeout).
+ */
+export function onlyBackoffAdded(before, after) {
+  const old = JSON.parse(before.toString('utf8'));
+  const now = JSON.parse(after.toString('utf8'));
+  if (before.equals(after)) return true;
+  if (now.generation !== old.generation + 1 || !(now.backoff?.failures >= 1)) return false;
+  for (const v of ['generation', 'updated_at_ms', 'updated_by', 'backoff']) {
+    delete old[v];
+    delete now[v];
+  }
+  return JSON.stringify(old) === JSON.stringify(now);
+}
+
 /** Runs `node file args…`; resolves with {code, stdout, stderr}. */
 export function runNode(file, args = [], env = {}) {
   return run(process.execPath, [file, ...args], env);

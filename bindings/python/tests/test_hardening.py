@@ -8,7 +8,7 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -91,3 +91,20 @@ def test_an_outage_is_waited_out_by_every_caller(mock: Mock, store: oauth_lock.S
     assert mock.resource(source.access_token()) == 200
     stats = mock.stats()
     assert (stats["outage_failures"], stats["refreshes"], stats["replays"]) == (1, 1, 0), stats
+
+
+def test_a_callback_may_ask_every_process_to_wait(store: oauth_lock.Store) -> None:
+    """``RefreshError("temporarily_unavailable", retry_after=…)`` sets the shared backoff."""
+    store.save("k", access_token="old", refresh_token="rt", expires_in=0)
+    calls: List[int] = []
+
+    def refresher(credential: oauth_lock.Credential) -> Dict[str, Any]:
+        calls.append(credential.generation)
+        raise oauth_lock.RefreshError("temporarily_unavailable", "busy", retry_after=30)
+
+    for _ in range(3):
+        with pytest.raises(oauth_lock.Transient) as info:
+            store.source("k", refresher).access_token()
+        assert info.value.retry_after is not None
+        assert timedelta(seconds=25) < info.value.retry_after <= timedelta(seconds=30)
+    assert len(calls) == 1

@@ -203,7 +203,8 @@ class RefreshError(Exception):
     ``code`` is ``"invalid_grant"`` (the refresh token is dead: the credential is marked as
     needing a login), ``"transient"`` (try again later), or any OAuth ``error`` string
     (``"invalid_client"``, ``"temporarily_unavailable"``, ...), classified like a provider's
-    answer.
+    answer. A transient failure may say ``retry_after`` (seconds, e.g. the provider's
+    ``Retry-After``): no process refreshes the credential again before it has passed.
 
     >>> raise RefreshError("invalid_grant", "the provider said the grant was revoked")
     Traceback (most recent call last):
@@ -211,7 +212,10 @@ class RefreshError(Exception):
     oauth_lock._errors.RefreshError: invalid_grant: the provider said the grant was revoked
     """
 
-    def __init__(self, code: str, description: Optional[str] = None) -> None:
+    def __init__(
+        self, code: str, description: Optional[str] = None, *, retry_after: Optional[float] = None
+    ) -> None:
         super().__init__(f"{code}: {description}" if description else code)
         self.code = code
         self.description = description
+        self.retry_after = retry_after

@@ -80,8 +80,10 @@ class _LoopThread:
 _LOOP_THREAD = _LoopThread()
 
 
-def _failure(code: str, description: Optional[str]) -> str:
-    return json.dumps({"error": code, "error_description": description})
+def _failure(code: str, description: Optional[str], retry_after: Optional[float] = None) -> str:
+    return json.dumps(
+        {"error": code, "error_description": description, "retry_after": retry_after}
+    )
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
@@ -109,7 +111,7 @@ def adapt(refresher: Refresher) -> Callable[[str], str]:
             if inspect.isawaitable(answer):
                 answer = _LOOP_THREAD.run(_await(answer))
         except RefreshError as e:
-            return _failure(e.code, e.description)
+            return _failure(e.code, e.description, e.retry_after)
         except Exception as e:  # noqa: BLE001 - any failure of user code is Transient
             return _failure("transient", f"the refresher raised {type(e).__qualname__}")
         if isinstance(answer, Mapping):
