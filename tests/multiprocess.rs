@@ -194,7 +194,8 @@ fn a_dead_refresh_token_is_tried_once_and_a_login_revives_it() {
     assert_eq!(mock.resource_status(&stdout(&o)), 200);
 }
 
-/// A provider that answers garbage or 503 gives Transient, and the record is untouched.
+/// A provider that answers garbage or 503 gives Transient; the tokens are untouched and only
+/// the shared backoff is added, which a second process honours without a request.
 #[test]
 fn malformed_or_failing_token_responses_are_transient_and_keep_the_record() {
     for switch in ["--malformed-every", "--fail-every"] {
@@ -211,12 +212,19 @@ fn malformed_or_failing_token_responses_are_transient_and_keep_the_record() {
             stderr(&o)
         );
         assert!(stderr(&o).contains("error[Transient]"), "{}", stderr(&o));
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            before,
-            "{switch}: record unchanged"
-        );
+        let mut old: Value = serde_json::from_slice(&before).unwrap();
+        let mut new: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(new["generation"], old["generation"].as_u64().unwrap() + 1);
+        assert_eq!(new["backoff"]["failures"], 1, "{switch}: {new}");
+        for volatile in ["generation", "updated_at_ms", "updated_by", "backoff"] {
+            old.as_object_mut().unwrap().remove(volatile);
+            new.as_object_mut().unwrap().remove(volatile);
+        }
+        assert_eq!(new, old, "{switch}: nothing else changed");
         assert_eq!(mock.stat("refreshes"), 0);
+        let requests = mock.stat("token_requests");
+        assert_eq!(run(&dir, &["token", "t"]).status.code(), Some(14));
+        assert_eq!(mock.stat("token_requests"), requests, "{switch}: backing off");
     }
 }
 
