@@ -7,17 +7,23 @@
  *
  * Conventions:
  * - Every fallible call returns an oauth_lock_code; OAUTH_LOCK_OK (0) is success. Outputs
- *   are written through out-pointers only on success; on failure they are left untouched.
+ *   are written through out-pointers only on success; on failure they are left untouched
+ *   (the out_error of the _e twins below aside).
  * - After a failure, oauth_lock_last_error() / oauth_lock_last_error_json() on the same
  *   thread say what was wrong, naming the key and the record's path. Every fallible call
  *   resets the thread's last error first.
+ * - Every fallible call also has an _e twin with a last argument oauth_lock_error
+ *   **out_error, which receives the error of that very call (NULL on success; may be NULL).
+ *   Use it when the error may be read on another thread or after another call: JVM virtual
+ *   threads, goroutines, thread-exit hooks. See oauth_lock_error.
  * - Pointer arguments must not be NULL unless their documentation says so; a NULL one gives
  *   OAUTH_LOCK_NULL_PARAMETER and nothing else happens. Strings are NUL-terminated UTF-8
  *   (otherwise OAUTH_LOCK_INVALID_ARGUMENT). Configs, credentials, status and events are
  *   JSON strings.
- * - Handles (oauth_lock_store, oauth_lock_source, oauth_lock_token) are opaque, created by
- *   the library and released with their _free function; _free(NULL) is a no-op. Strings the
- *   library returns through `char **` are released with oauth_lock_string_free.
+ * - Handles (oauth_lock_store, oauth_lock_source, oauth_lock_token, oauth_lock_error) are
+ *   opaque, created by the library and released with their _free function; _free(NULL) is a
+ *   no-op. Strings the library returns through `char **` are released with
+ *   oauth_lock_string_free.
  * - Every call may be made from any number of threads at once (except _free on a handle in
  *   use). Calls block (for a lock, the network, or a callback) and never call back on the
  *   caller's thread. A child process after fork() keeps working.
@@ -45,7 +51,8 @@
 // codes minus 10), 100 and up are the C ABI's own.
 //
 // After any code but `OAUTH_LOCK_OK`, `oauth_lock_last_error` (on the same thread) says what
-// was wrong, naming the key and the record's path where there is one.
+// was wrong, naming the key and the record's path where there is one; so does the
+// `oauth_lock_error` of the call's `_e` variant, on any thread.
 typedef enum oauth_lock_code {
   // Success; the out-parameters were written.
   OAUTH_LOCK_OK = 0,
@@ -54,7 +61,8 @@ typedef enum oauth_lock_code {
   // The provider rejected the refresh token and no other writer rotated it. Log in again.
   OAUTH_LOCK_INVALID_GRANT = 2,
   // Another terminal OAuth error (`invalid_client`, `invalid_scope`, ...; the OAuth
-  // `error` string is in `oauth_lock_last_error_json`). Retry after a fix.
+  // `error` string is in `oauth_lock_last_error_json` and `oauth_lock_error_json`). Retry
+  // after a fix.
   OAUTH_LOCK_TERMINAL = 3,
   // Network error, timeout, HTTP 5xx or 429, `temporarily_unavailable`, a body (or a
   // callback's answer) that is not an OAuth response. Retry later.
@@ -85,6 +93,39 @@ typedef enum oauth_lock_code {
 // Where a refresh callback writes its answer. Owned by the library and valid only during
 // the callback call it was passed to; do not keep the pointer.
 typedef struct oauth_lock_answer oauth_lock_answer;
+
+// The error of one failed call: its code, its message and its JSON form, the same as
+// `oauth_lock_last_error*` report after that call, but owned by the caller and readable
+// from any thread at any time.
+//
+// Every fallible call `oauth_lock_X(args...)` (all but the `oauth_lock_last_error*` getters)
+// has a twin `oauth_lock_X_e(args..., oauth_lock_error **out_error)` that does exactly the
+// same and also reports through `out_error`: when `out_error` is not NULL, the `_e` call
+// writes NULL to `*out_error` on success and a new error on failure, so that after the call
+// `*out_error != NULL` exactly when the code is not `OAUTH_LOCK_OK` (including
+// `OAUTH_LOCK_NULL_PARAMETER` and `OAUTH_LOCK_PANIC`). A NULL `out_error` is allowed: the `_e`
+// call is then the plain call. The `_e` calls also set the thread's last error, as every
+// call does.
+//
+// Use them wherever the call and the reading of its error may not happen on the same thread
+// with no other oauth-lock call in between: a JVM virtual thread (which may change carrier
+// threads between two native calls), a goroutine (which may change OS threads between two
+// cgo calls), a call made while the thread exits (from a thread-local destructor, when the
+// thread's last error can no longer be kept), or an error handed to another thread.
+//
+// Free each error once with `oauth_lock_error_free`. Immutable: it may be read from any
+// number of threads at once; the strings its getters return live until it is freed.
+//
+// ```c
+// oauth_lock_error *err = NULL;
+// oauth_lock_token *token = NULL;
+// if (oauth_lock_source_access_token_e(source, &token, &err) != OAUTH_LOCK_OK) {
+//   fprintf(stderr, "%s: %s\n", oauth_lock_code_name(oauth_lock_error_code(err)),
+//           oauth_lock_error_message(err));
+// }
+// oauth_lock_error_free(err); /* NULL after a success: a no-op */
+// ```
+typedef struct oauth_lock_error oauth_lock_error;
 
 // A token source: hands out a valid access token for one key, refreshing it at most once
 // per expiry across every thread and process on the machine.
@@ -190,6 +231,14 @@ enum oauth_lock_code oauth_lock_add_event_listener(oauth_lock_event_callback cal
                                                    oauth_lock_userdata_free_callback free_userdata,
                                                    uint64_t *out_id);
 
+// `oauth_lock_add_event_listener`, reporting its error through `out_error` (may be NULL): NULL
+// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_add_event_listener_e(oauth_lock_event_callback callback,
+                                                     void *userdata,
+                                                     oauth_lock_userdata_free_callback free_userdata,
+                                                     uint64_t *out_id,
+                                                     struct oauth_lock_error **out_error);
+
 // Names why the refresh failed, for a callback returning `OAUTH_LOCK_INVALID_GRANT`,
 // `OAUTH_LOCK_TERMINAL` or `OAUTH_LOCK_TRANSIENT`: `oauth_error` is the provider's OAuth
 // `error` string (e.g. "invalid_client"; may be NULL), `description` a human-readable reason
@@ -202,6 +251,13 @@ enum oauth_lock_code oauth_lock_answer_set_error(struct oauth_lock_answer *answe
                                                  const char *oauth_error,
                                                  const char *description);
 
+// `oauth_lock_answer_set_error`, reporting its error through `out_error` (may be NULL): NULL
+// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_answer_set_error_e(struct oauth_lock_answer *answer,
+                                                   const char *oauth_error,
+                                                   const char *description,
+                                                   struct oauth_lock_error **out_error);
+
 // Gives the refresh callback's answer: `json` is the new token fields (or an
 // `{"error": ..., "error_description": ...}` object), copied; the caller keeps ownership of
 // `json`. Call it from inside the callback only, then return `OAUTH_LOCK_OK`. A later call
@@ -212,10 +268,35 @@ enum oauth_lock_code oauth_lock_answer_set_error(struct oauth_lock_answer *answe
 enum oauth_lock_code oauth_lock_answer_set_json(struct oauth_lock_answer *answer,
                                                 const char *json);
 
+// `oauth_lock_answer_set_json`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_answer_set_json_e(struct oauth_lock_answer *answer,
+                                                  const char *json,
+                                                  struct oauth_lock_error **out_error);
+
 // The name of a code: "Ok", the DESIGN.md §5 name ("NeedsLogin", "InvalidGrant", ...),
 // "NullParameter", "Panic", or "Unknown" for a number that is not a code (static; do not
 // free).
 const char *oauth_lock_code_name(int code);
+
+// The error's code; `OAUTH_LOCK_OK` when `error` is NULL (the `*out_error` of a call that
+// succeeded).
+enum oauth_lock_code oauth_lock_error_code(const struct oauth_lock_error *error);
+
+// Frees an error returned by an `_e` call and the strings its getters returned. NULL is a
+// no-op.
+void oauth_lock_error_free(struct oauth_lock_error *error);
+
+// The error as a JSON object `{"code": "NeedsLogin", ..., "code_number": 1, "message",
+// "key", "path", "oauth_error"}` (absent parts null), the same as `oauth_lock_last_error_json`
+// gives after the call. Owned by the error: valid until `oauth_lock_error_free`. The JSON
+// `null` when `error` is NULL.
+const char *oauth_lock_error_json(const struct oauth_lock_error *error);
+
+// The error's message, NUL-terminated UTF-8: what was wrong, naming the key and the
+// record's path where there is one, never a token. Owned by the error: valid until
+// `oauth_lock_error_free`. The empty string when `error` is NULL.
+const char *oauth_lock_error_message(const struct oauth_lock_error *error);
 
 // The message of the last failed call on this thread (empty if it succeeded): what was
 // wrong, naming the key and the record's path where there is one, never a token.
@@ -225,6 +306,10 @@ const char *oauth_lock_code_name(int code);
 // (without the NUL) to `*out_len`, so a caller can retry with a larger buffer; `buf` may be
 // NULL when `len` is 0 to ask only for the length. Does not change the last error.
 //
+// A call made while its thread exits (from a thread-local destructor) may find that the
+// thread's last error could not be kept; the message then says so and names the `_e`
+// variants, whose `oauth_lock_error` always has the details.
+//
 // Codes: `OAUTH_LOCK_NULL_PARAMETER` (`out_len` is NULL, or `buf` is NULL with `len > 0`;
 // the last error is left as it was).
 enum oauth_lock_code oauth_lock_last_error(char *buf,
@@ -233,6 +318,7 @@ enum oauth_lock_code oauth_lock_last_error(char *buf,
 
 // The code of the last failed call on this thread, or `OAUTH_LOCK_OK` if the last call
 // succeeded. Every fallible call resets it; the `oauth_lock_last_error*` calls do not.
+// Exact even from a thread-local destructor while the thread exits.
 enum oauth_lock_code oauth_lock_last_error_code(void);
 
 // The last failed call on this thread as a JSON object `{"code": "NeedsLogin", ...,
@@ -249,12 +335,22 @@ enum oauth_lock_code oauth_lock_last_error_json(char **out_json);
 // Codes: `OAUTH_LOCK_INVALID_ARGUMENT` (no listener has this id).
 enum oauth_lock_code oauth_lock_remove_event_listener(uint64_t id);
 
+// `oauth_lock_remove_event_listener`, reporting its error through `out_error` (may be NULL):
+// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_remove_event_listener_e(uint64_t id,
+                                                        struct oauth_lock_error **out_error);
+
 // Names the caller's language in the records this process writes (`updated_by.lang`), e.g.
 // "java". The first call in a process wins, and opening a store sets "c" if nothing was set
 // before: call it before `oauth_lock_store_new`.
 //
 // Codes: `OAUTH_LOCK_INVALID_ARGUMENT` (not UTF-8), `OAUTH_LOCK_NULL_PARAMETER`.
 enum oauth_lock_code oauth_lock_set_client_lang(const char *lang);
+
+// `oauth_lock_set_client_lang`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_set_client_lang_e(const char *lang,
+                                                  struct oauth_lock_error **out_error);
 
 // A valid access token for the source's key (DESIGN.md §4): the cached one when it is
 // fresh (tens of nanoseconds, no lock, no system call), else one refresh shared by every
@@ -270,6 +366,12 @@ enum oauth_lock_code oauth_lock_set_client_lang(const char *lang);
 enum oauth_lock_code oauth_lock_source_access_token(const struct oauth_lock_source *source,
                                                     struct oauth_lock_token **out_token);
 
+// `oauth_lock_source_access_token`, reporting its error through `out_error` (may be NULL):
+// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_access_token_e(const struct oauth_lock_source *source,
+                                                      struct oauth_lock_token **out_token,
+                                                      struct oauth_lock_error **out_error);
+
 // A token valid for at least `at_least_ms` more milliseconds (refreshing early if needed),
 // for work that must not be interrupted by an expiry. Blocking; safe from any thread. On
 // success writes a new token to `*out_token`; free it with `oauth_lock_token_free`.
@@ -278,6 +380,13 @@ enum oauth_lock_code oauth_lock_source_access_token(const struct oauth_lock_sour
 enum oauth_lock_code oauth_lock_source_access_token_valid_for(const struct oauth_lock_source *source,
                                                               uint64_t at_least_ms,
                                                               struct oauth_lock_token **out_token);
+
+// `oauth_lock_source_access_token_valid_for`, reporting its error through `out_error` (may be
+// NULL): NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_access_token_valid_for_e(const struct oauth_lock_source *source,
+                                                                uint64_t at_least_ms,
+                                                                struct oauth_lock_token **out_token,
+                                                                struct oauth_lock_error **out_error);
 
 // Frees a source. NULL is a no-op. Must not be called while another thread is using the
 // same source pointer. A refresh already running finishes and is committed.
@@ -311,6 +420,25 @@ enum oauth_lock_code oauth_lock_source_new_callback(const struct oauth_lock_stor
                                                     const struct oauth_lock_source_options *options,
                                                     struct oauth_lock_source **out_source);
 
+// `oauth_lock_source_new_callback`, reporting its error through `out_error` (may be NULL):
+// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_new_callback_e(const struct oauth_lock_store *store,
+                                                      const char *key,
+                                                      oauth_lock_refresh_callback callback,
+                                                      void *userdata,
+                                                      oauth_lock_userdata_free_callback free_userdata,
+                                                      const struct oauth_lock_source_options *options,
+                                                      struct oauth_lock_source **out_source,
+                                                      struct oauth_lock_error **out_error);
+
+// `oauth_lock_source_new`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_new_e(const struct oauth_lock_store *store,
+                                             const char *key,
+                                             const struct oauth_lock_source_options *options,
+                                             struct oauth_lock_source **out_source,
+                                             struct oauth_lock_error **out_error);
+
 // A source for `key` refreshed by the built-in OAuth2 refresher with `config_json`:
 // `{"token_url", "client_id", "client_secret"?, "scope"?, "body": "form"|"json",
 // "extra_params"?, "headers"?, "timeout"?}` (unknown fields are refused). `options` may be
@@ -326,10 +454,24 @@ enum oauth_lock_code oauth_lock_source_new_oauth2(const struct oauth_lock_store 
                                                   const struct oauth_lock_source_options *options,
                                                   struct oauth_lock_source **out_source);
 
+// `oauth_lock_source_new_oauth2`, reporting its error through `out_error` (may be NULL): NULL
+// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_new_oauth2_e(const struct oauth_lock_store *store,
+                                                    const char *key,
+                                                    const char *config_json,
+                                                    const struct oauth_lock_source_options *options,
+                                                    struct oauth_lock_source **out_source,
+                                                    struct oauth_lock_error **out_error);
+
 // Writes the default options (DESIGN.md's) to `*out_options`.
 //
 // Codes: `OAUTH_LOCK_NULL_PARAMETER`.
 enum oauth_lock_code oauth_lock_source_options_default(struct oauth_lock_source_options *out_options);
+
+// `oauth_lock_source_options_default`, reporting its error through `out_error` (may be NULL):
+// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_options_default_e(struct oauth_lock_source_options *out_options,
+                                                         struct oauth_lock_error **out_error);
 
 // After an HTTP 401 with `rejected_token` (the value that was sent): a different valid
 // token. If another thread or process already refreshed, its token is returned; otherwise
@@ -343,6 +485,13 @@ enum oauth_lock_code oauth_lock_source_reject(const struct oauth_lock_source *so
                                               const char *rejected_token,
                                               struct oauth_lock_token **out_token);
 
+// `oauth_lock_source_reject`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_reject_e(const struct oauth_lock_source *source,
+                                                const char *rejected_token,
+                                                struct oauth_lock_token **out_token,
+                                                struct oauth_lock_error **out_error);
+
 // Forces one refresh with the source's refresher, proving the refresh token works (it
 // rotates it). Blocking. On success writes the new token to `*out_token`; free it with
 // `oauth_lock_token_free`.
@@ -350,6 +499,12 @@ enum oauth_lock_code oauth_lock_source_reject(const struct oauth_lock_source *so
 // Codes: as `oauth_lock_source_access_token`.
 enum oauth_lock_code oauth_lock_source_verify(const struct oauth_lock_source *source,
                                               struct oauth_lock_token **out_token);
+
+// `oauth_lock_source_verify`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_source_verify_e(const struct oauth_lock_source *source,
+                                                struct oauth_lock_token **out_token,
+                                                struct oauth_lock_error **out_error);
 
 // Removes the credential `key` (a logout; the lock file stays). Writes to `*out_existed`
 // whether there was a record. Blocks while another process holds the lock (at most 35 s).
@@ -360,12 +515,25 @@ enum oauth_lock_code oauth_lock_store_clear(const struct oauth_lock_store *store
                                             const char *key,
                                             bool *out_existed);
 
+// `oauth_lock_store_clear`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_clear_e(const struct oauth_lock_store *store,
+                                              const char *key,
+                                              bool *out_existed,
+                                              struct oauth_lock_error **out_error);
+
 // The store's directory (canonical path). On success writes a new string to `*out_dir`;
 // free it with `oauth_lock_string_free`.
 //
 // Codes: `OAUTH_LOCK_NULL_PARAMETER`.
 enum oauth_lock_code oauth_lock_store_dir(const struct oauth_lock_store *store,
                                           char **out_dir);
+
+// `oauth_lock_store_dir`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_dir_e(const struct oauth_lock_store *store,
+                                            char **out_dir,
+                                            struct oauth_lock_error **out_error);
 
 // Frees a store. NULL is a no-op. Sources made from it stay valid. Must not be called
 // while another thread is using the same store pointer.
@@ -378,6 +546,12 @@ void oauth_lock_store_free(struct oauth_lock_store *store);
 // Codes: `OAUTH_LOCK_IO` (the directory cannot be listed), `OAUTH_LOCK_NULL_PARAMETER`.
 enum oauth_lock_code oauth_lock_store_list(const struct oauth_lock_store *store,
                                            char **out_json);
+
+// `oauth_lock_store_list`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_list_e(const struct oauth_lock_store *store,
+                                             char **out_json,
+                                             struct oauth_lock_error **out_error);
 
 // Opens the store in directory `dir` (created with mode 0700 if missing), or the default
 // store when `dir` is NULL: `$OAUTH_LOCK_DIR`, else `$XDG_STATE_HOME/oauth-lock`
@@ -393,6 +567,12 @@ enum oauth_lock_code oauth_lock_store_list(const struct oauth_lock_store *store,
 enum oauth_lock_code oauth_lock_store_new(const char *dir,
                                           struct oauth_lock_store **out_store);
 
+// `oauth_lock_store_new`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_new_e(const char *dir,
+                                            struct oauth_lock_store **out_store,
+                                            struct oauth_lock_error **out_error);
+
 // The path of the record file of `key` (whether or not it exists). On success writes a new
 // string to `*out_path`; free it with `oauth_lock_string_free`.
 //
@@ -401,6 +581,13 @@ enum oauth_lock_code oauth_lock_store_new(const char *dir,
 enum oauth_lock_code oauth_lock_store_path_of(const struct oauth_lock_store *store,
                                               const char *key,
                                               char **out_path);
+
+// `oauth_lock_store_path_of`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_path_of_e(const struct oauth_lock_store *store,
+                                                const char *key,
+                                                char **out_path,
+                                                struct oauth_lock_error **out_error);
 
 // Stores a login for `key` (DESIGN.md §4 save): `credential_json` is a JSON object in
 // token-response shape (`access_token`, `refresh_token`, `expires_in` seconds or
@@ -424,6 +611,14 @@ enum oauth_lock_code oauth_lock_store_save(const struct oauth_lock_store *store,
                                            const char *credential_json,
                                            uint32_t flags);
 
+// `oauth_lock_store_save`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_save_e(const struct oauth_lock_store *store,
+                                             const char *key,
+                                             const char *credential_json,
+                                             uint32_t flags,
+                                             struct oauth_lock_error **out_error);
+
 // What is known about `key`, without locking or refreshing, as a JSON object: `key`,
 // `path`, `exists`, `generation`, `state`, `has_access_token`, `has_refresh_token`,
 // `has_refresh_config`, `expires_at_ms`, `refresh_token_issued_at_ms`, `last_error`,
@@ -436,6 +631,13 @@ enum oauth_lock_code oauth_lock_store_status(const struct oauth_lock_store *stor
                                              const char *key,
                                              char **out_json);
 
+// `oauth_lock_store_status`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_status_e(const struct oauth_lock_store *store,
+                                               const char *key,
+                                               char **out_json,
+                                               struct oauth_lock_error **out_error);
+
 // Forces one refresh of `key` with its record's own `refresh` config, proving the refresh
 // token works (it rotates it). On success writes the new token to `*out_token`; free it
 // with `oauth_lock_token_free`. Blocks for the lock and the network.
@@ -445,8 +647,16 @@ enum oauth_lock_code oauth_lock_store_verify(const struct oauth_lock_store *stor
                                              const char *key,
                                              struct oauth_lock_token **out_token);
 
+// `oauth_lock_store_verify`, reporting its error through `out_error` (may be NULL): NULL on
+// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+enum oauth_lock_code oauth_lock_store_verify_e(const struct oauth_lock_store *store,
+                                               const char *key,
+                                               struct oauth_lock_token **out_token,
+                                               struct oauth_lock_error **out_error);
+
 // Frees a string returned by this library (status, list, paths, error JSON). NULL is a
-// no-op. Do not pass strings from anywhere else, nor the getters' strings of a token.
+// no-op. Do not pass strings from anywhere else, nor the getters' strings of a token or an
+// error.
 void oauth_lock_string_free(char *s);
 
 // When the token expires, in Unix milliseconds; 0 when the provider gave no expiry (such a

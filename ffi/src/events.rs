@@ -1,7 +1,8 @@
 //! Event listeners: the decision events of DESIGN.md §8 handed to a C callback as JSON.
 
+use crate::error::oauth_lock_error;
 use crate::refresher::{oauth_lock_userdata_free_callback, Userdata};
-use crate::status::{guard, invalid, oauth_lock_code, out, Failure};
+use crate::status::{guard, invalid, oauth_lock_code, out, Call, Failure};
 use oauth_lock_core::interop;
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
@@ -33,7 +34,42 @@ pub extern "C" fn oauth_lock_add_event_listener(
     free_userdata: oauth_lock_userdata_free_callback,
     out_id: *mut u64,
 ) -> oauth_lock_code {
-    guard("oauth_lock_add_event_listener", || {
+    add_event_listener(
+        Call::plain("oauth_lock_add_event_listener"),
+        callback,
+        userdata,
+        free_userdata,
+        out_id,
+    )
+}
+
+/// `oauth_lock_add_event_listener`, reporting its error through `out_error` (may be NULL): NULL
+/// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_add_event_listener_e(
+    callback: oauth_lock_event_callback,
+    userdata: *mut c_void,
+    free_userdata: oauth_lock_userdata_free_callback,
+    out_id: *mut u64,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    add_event_listener(
+        Call::reporting("oauth_lock_add_event_listener_e", out_error),
+        callback,
+        userdata,
+        free_userdata,
+        out_id,
+    )
+}
+
+fn add_event_listener(
+    call: Call,
+    callback: oauth_lock_event_callback,
+    userdata: *mut c_void,
+    free_userdata: oauth_lock_userdata_free_callback,
+    out_id: *mut u64,
+) -> oauth_lock_code {
+    guard(call, || {
         let callback = callback.ok_or(Failure::Null("callback"))?;
         let out_id = out(out_id, "out_id")?;
         let userdata = Arc::new(Userdata {
@@ -47,8 +83,15 @@ pub extern "C" fn oauth_lock_add_event_listener(
             let Ok(json) = CString::new(json) else {
                 return;
             };
+            // SAFETY: `callback` is the caller's non-NULL `oauth_lock_event_callback`, which
+            // the header lets the library call from any thread, several at once, with this
+            // `userdata` (kept alive by the `Arc` until the listener is gone). `json` is a NUL-
+            // terminated string that lives until the call returns, and the header says it is
+            // valid only during the call.
             unsafe { callback(userdata.ptr(), json.as_ptr()) };
         });
+        // SAFETY: `out` checked that `out_id` is not NULL, and the header requires it to be
+        // valid for writes of one `uint64_t`.
         unsafe { *out_id = id };
         Ok(())
     })
@@ -60,7 +103,24 @@ pub extern "C" fn oauth_lock_add_event_listener(
 /// Codes: `OAUTH_LOCK_INVALID_ARGUMENT` (no listener has this id).
 #[no_mangle]
 pub extern "C" fn oauth_lock_remove_event_listener(id: u64) -> oauth_lock_code {
-    guard("oauth_lock_remove_event_listener", || {
+    remove_event_listener(Call::plain("oauth_lock_remove_event_listener"), id)
+}
+
+/// `oauth_lock_remove_event_listener`, reporting its error through `out_error` (may be NULL):
+/// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_remove_event_listener_e(
+    id: u64,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    remove_event_listener(
+        Call::reporting("oauth_lock_remove_event_listener_e", out_error),
+        id,
+    )
+}
+
+fn remove_event_listener(call: Call, id: u64) -> oauth_lock_code {
+    guard(call, || {
         if interop::remove_listener(id) {
             Ok(())
         } else {

@@ -1,7 +1,8 @@
 //! C callback refreshers: a function pointer with userdata, answering through an
 //! `oauth_lock_answer` that the library owns, read by the core's `interop` functions.
 
-use crate::status::{arg, guard, invalid, oauth_lock_code, optional_text, text, Failure};
+use crate::error::oauth_lock_error;
+use crate::status::{arg, guard, invalid, oauth_lock_code, optional_text, text, Call, Failure};
 use oauth_lock_core::{interop, Error, Refresher};
 use serde_json::Value;
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -64,7 +65,12 @@ pub(crate) struct Userdata {
     pub free: oauth_lock_userdata_free_callback,
 }
 
+// SAFETY: the header requires `userdata` to be usable from any thread, and the callbacks
+// (function pointers, no state of their own) to be callable from any thread; `Userdata` only
+// hands the pointer to them and never dereferences it.
 unsafe impl Send for Userdata {}
+// SAFETY: as for `Send`: the header also lets the library call the callbacks with the same
+// `userdata` on several threads at once.
 unsafe impl Sync for Userdata {}
 
 impl Userdata {
@@ -77,6 +83,10 @@ impl Userdata {
 impl Drop for Userdata {
     fn drop(&mut self) {
         if let Some(free) = self.free {
+            // SAFETY: `free` is the caller's `oauth_lock_userdata_free_callback` for this very
+            // `userdata`; `drop` runs once, when the last owner (the refresher, or the listener
+            // and its running calls) is gone, so no callback can use `userdata` any more, as
+            // the header promises; it may run on any thread, which the header allows.
             unsafe { free(self.ptr) };
         }
     }
@@ -95,6 +105,11 @@ pub(crate) fn callback_refresher(
             oauth_error: None,
             description: None,
         };
+        // SAFETY: `callback` is the caller's non-NULL `oauth_lock_refresh_callback`, which the
+        // header lets the library call from any library thread with this `userdata` (alive
+        // while this refresher exists). `credential` is a NUL-terminated string and `answer` an
+        // exclusive borrow of a local: both outlive the call, and the header says neither may
+        // be kept after it.
         let code = unsafe { callback(userdata.ptr(), credential.as_ptr(), &mut answer) };
         if code != oauth_lock_code::OAUTH_LOCK_OK as c_int {
             return Err(interop::refresh_failure_code(
@@ -128,8 +143,38 @@ pub extern "C" fn oauth_lock_answer_set_json(
     answer: *mut oauth_lock_answer,
     json: *const c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_answer_set_json", || {
+    answer_set_json(Call::plain("oauth_lock_answer_set_json"), answer, json)
+}
+
+/// `oauth_lock_answer_set_json`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_answer_set_json_e(
+    answer: *mut oauth_lock_answer,
+    json: *const c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    answer_set_json(
+        Call::reporting("oauth_lock_answer_set_json_e", out_error),
+        answer,
+        json,
+    )
+}
+
+fn answer_set_json(
+    call: Call,
+    answer: *mut oauth_lock_answer,
+    json: *const c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `answer` to be NULL or the `oauth_lock_answer` passed to
+        // the refresh callback that is running (a local of `callback_refresher`, alive and
+        // borrowed by nothing else until the callback returns, and called from inside it only);
+        // `as_mut` checks NULL.
         let answer = unsafe { answer.as_mut() }.ok_or(Failure::Null("answer"))?;
+        // SAFETY: the header requires `json` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and it is parsed (copied) before the call
+        // returns.
         let parsed = unsafe { text(json, "json", None) }.and_then(|s| {
             serde_json::from_str::<Value>(s)
                 .map_err(|e| invalid(None, format!("`json` is not valid JSON: {e}")))
@@ -162,10 +207,50 @@ pub extern "C" fn oauth_lock_answer_set_error(
     oauth_error: *const c_char,
     description: *const c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_answer_set_error", || {
+    answer_set_error(
+        Call::plain("oauth_lock_answer_set_error"),
+        answer,
+        oauth_error,
+        description,
+    )
+}
+
+/// `oauth_lock_answer_set_error`, reporting its error through `out_error` (may be NULL): NULL
+/// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_answer_set_error_e(
+    answer: *mut oauth_lock_answer,
+    oauth_error: *const c_char,
+    description: *const c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    answer_set_error(
+        Call::reporting("oauth_lock_answer_set_error_e", out_error),
+        answer,
+        oauth_error,
+        description,
+    )
+}
+
+fn answer_set_error(
+    call: Call,
+    answer: *mut oauth_lock_answer,
+    oauth_error: *const c_char,
+    description: *const c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: as in `oauth_lock_answer_set_json`, `answer` is NULL or the running
+        // callback's answer; `arg` checks NULL (the reference is dropped at once).
         unsafe { arg(answer.cast_const(), "answer")? };
+        // SAFETY: `oauth_error` may be NULL; otherwise the header requires a NUL-terminated
+        // string that lives through the call. `optional_text` checks NULL, and it is copied
+        // below.
         let oauth_error = unsafe { optional_text(oauth_error, "oauth_error", None)? };
+        // SAFETY: as for `oauth_error`.
         let description = unsafe { optional_text(description, "description", None)? };
+        // SAFETY: `answer` is not NULL (checked by `arg` above) and is the running callback's
+        // answer, which nothing else borrows during this call (see
+        // `oauth_lock_answer_set_json`).
         let answer = unsafe { &mut *answer };
         answer.oauth_error = oauth_error.map(str::to_owned);
         answer.description = description.map(str::to_owned);

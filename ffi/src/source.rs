@@ -1,10 +1,11 @@
 //! `oauth_lock_source`: a token source for one key (with the record's own refresher, an
 //! OAuth2 config given as JSON, or a C callback) and its blocking calls.
 
+use crate::error::oauth_lock_error;
 use crate::refresher::{
     callback_refresher, oauth_lock_refresh_callback, oauth_lock_userdata_free_callback, Userdata,
 };
-use crate::status::{arg, guard, json_arg, oauth_lock_code, out, text, Failure, Outcome};
+use crate::status::{arg, guard, json_arg, oauth_lock_code, out, text, Call, Failure, Outcome};
 use crate::store::{in_context, oauth_lock_store};
 use crate::token::oauth_lock_token;
 use arc_swap::ArcSwapOption;
@@ -69,8 +70,12 @@ impl From<SourceOptions> for oauth_lock_source_options {
 }
 
 /// The options behind an optional pointer (NULL = defaults).
+///
+/// # Safety
+/// `p` is NULL or points to an `oauth_lock_source_options` valid for reads.
 unsafe fn options_of(p: *const oauth_lock_source_options) -> SourceOptions {
-    match p.as_ref() {
+    // SAFETY: the function's contract: NULL (checked by `as_ref`) or valid for reads.
+    match unsafe { p.as_ref() } {
         None => SourceOptions::default(),
         Some(o) => SourceOptions {
             refresh_margin: Duration::from_millis(o.refresh_margin_ms),
@@ -88,8 +93,34 @@ unsafe fn options_of(p: *const oauth_lock_source_options) -> SourceOptions {
 pub extern "C" fn oauth_lock_source_options_default(
     out_options: *mut oauth_lock_source_options,
 ) -> oauth_lock_code {
-    guard("oauth_lock_source_options_default", || {
+    source_options_default(
+        Call::plain("oauth_lock_source_options_default"),
+        out_options,
+    )
+}
+
+/// `oauth_lock_source_options_default`, reporting its error through `out_error` (may be NULL):
+/// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_options_default_e(
+    out_options: *mut oauth_lock_source_options,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_options_default(
+        Call::reporting("oauth_lock_source_options_default_e", out_error),
+        out_options,
+    )
+}
+
+fn source_options_default(
+    call: Call,
+    out_options: *mut oauth_lock_source_options,
+) -> oauth_lock_code {
+    guard(call, || {
         let out_options = out(out_options, "out_options")?;
+        // SAFETY: `out` checked that `out_options` is not NULL, and the header requires it to
+        // point to an `oauth_lock_source_options` valid for writes (a plain `repr(C)` struct of
+        // integers, so nothing is dropped).
         unsafe { *out_options = SourceOptions::default().into() };
         Ok(())
     })
@@ -107,6 +138,9 @@ fn make_source(
         inner,
         last: ArcSwapOption::empty(),
     };
+    // SAFETY: every caller passes its `out_source` argument after `out` checked that it is not
+    // NULL, and the header requires it to be valid for writes of one pointer. The caller now
+    // owns the box and frees it with `oauth_lock_source_free`.
     unsafe { *out_source = Box::into_raw(Box::new(source)) };
     Ok(())
 }
@@ -124,11 +158,55 @@ pub extern "C" fn oauth_lock_source_new(
     options: *const oauth_lock_source_options,
     out_source: *mut *mut oauth_lock_source,
 ) -> oauth_lock_code {
-    guard("oauth_lock_source_new", || {
+    source_new(
+        Call::plain("oauth_lock_source_new"),
+        store,
+        key,
+        options,
+        out_source,
+    )
+}
+
+/// `oauth_lock_source_new`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_new_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_new(
+        Call::reporting("oauth_lock_source_new_e", out_error),
+        store,
+        key,
+        options,
+        out_source,
+    )
+}
+
+fn source_new(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_source = out(out_source, "out_source")?;
-        make_source(store, key, None, unsafe { options_of(options) }, out_source)
+        // SAFETY: `options` may be NULL (the defaults); otherwise the header requires it to
+        // point to an `oauth_lock_source_options` valid for reads during the call. `options_of`
+        // checks NULL and copies the four numbers.
+        let options = unsafe { options_of(options) };
+        make_source(store, key, None, options, out_source)
     })
 }
 
@@ -149,25 +227,69 @@ pub extern "C" fn oauth_lock_source_new_oauth2(
     options: *const oauth_lock_source_options,
     out_source: *mut *mut oauth_lock_source,
 ) -> oauth_lock_code {
-    guard("oauth_lock_source_new_oauth2", || {
+    source_new_oauth2(
+        Call::plain("oauth_lock_source_new_oauth2"),
+        store,
+        key,
+        config_json,
+        options,
+        out_source,
+    )
+}
+
+/// `oauth_lock_source_new_oauth2`, reporting its error through `out_error` (may be NULL): NULL
+/// on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_new_oauth2_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    config_json: *const c_char,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_new_oauth2(
+        Call::reporting("oauth_lock_source_new_oauth2_e", out_error),
+        store,
+        key,
+        config_json,
+        options,
+        out_source,
+    )
+}
+
+fn source_new_oauth2(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    config_json: *const c_char,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_source = out(out_source, "out_source")?;
         store.inner.path_of(key)?;
-        let config =
-            unsafe { json_arg(config_json, "config_json", Some(key)) }.map_err(|f| match f {
-                Failure::Core(e) => Failure::Core(in_context(&store.inner, key, e)),
-                other => other,
-            })?;
+        // SAFETY: the header requires `config_json` to be NULL or a NUL-terminated string that
+        // lives through the call; `json_arg` checks NULL and copies it into a JSON value.
+        let config = unsafe { json_arg(config_json, "config_json", Some(key)) };
+        let config = config.map_err(|f| match f {
+            Failure::Core(e) => Failure::Core(in_context(&store.inner, key, e)),
+            other => other,
+        })?;
         let refresher =
             interop::oauth2_refresher(&config).map_err(|e| in_context(&store.inner, key, e))?;
-        make_source(
-            store,
-            key,
-            Some(refresher),
-            unsafe { options_of(options) },
-            out_source,
-        )
+        // SAFETY: `options` may be NULL (the defaults); otherwise the header requires it to
+        // point to an `oauth_lock_source_options` valid for reads during the call. `options_of`
+        // checks NULL and copies the four numbers.
+        let options = unsafe { options_of(options) };
+        make_source(store, key, Some(refresher), options, out_source)
     })
 }
 
@@ -190,8 +312,62 @@ pub extern "C" fn oauth_lock_source_new_callback(
     options: *const oauth_lock_source_options,
     out_source: *mut *mut oauth_lock_source,
 ) -> oauth_lock_code {
-    guard("oauth_lock_source_new_callback", || {
+    source_new_callback(
+        Call::plain("oauth_lock_source_new_callback"),
+        store,
+        key,
+        callback,
+        userdata,
+        free_userdata,
+        options,
+        out_source,
+    )
+}
+
+/// `oauth_lock_source_new_callback`, reporting its error through `out_error` (may be NULL):
+/// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_new_callback_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    callback: oauth_lock_refresh_callback,
+    userdata: *mut c_void,
+    free_userdata: oauth_lock_userdata_free_callback,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_new_callback(
+        Call::reporting("oauth_lock_source_new_callback_e", out_error),
+        store,
+        key,
+        callback,
+        userdata,
+        free_userdata,
+        options,
+        out_source,
+    )
+}
+
+// The C signature's seven arguments, and the call.
+#[allow(clippy::too_many_arguments)]
+fn source_new_callback(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    callback: oauth_lock_refresh_callback,
+    userdata: *mut c_void,
+    free_userdata: oauth_lock_userdata_free_callback,
+    options: *const oauth_lock_source_options,
+    out_source: *mut *mut oauth_lock_source,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let callback = callback.ok_or(Failure::Null("callback"))?;
         let out_source = out(out_source, "out_source")?;
@@ -204,13 +380,11 @@ pub extern "C" fn oauth_lock_source_new_callback(
                 free: free_userdata,
             },
         );
-        make_source(
-            store,
-            key,
-            Some(refresher),
-            unsafe { options_of(options) },
-            out_source,
-        )
+        // SAFETY: `options` may be NULL (the defaults); otherwise the header requires it to
+        // point to an `oauth_lock_source_options` valid for reads during the call. `options_of`
+        // checks NULL and copies the four numbers.
+        let options = unsafe { options_of(options) };
+        make_source(store, key, Some(refresher), options, out_source)
     })
 }
 
@@ -220,6 +394,9 @@ pub extern "C" fn oauth_lock_source_new_callback(
 pub extern "C" fn oauth_lock_source_free(source: *mut oauth_lock_source) {
     if !source.is_null() {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: a non-NULL `source` came from `Box::into_raw` in `make_source`, and the
+            // header lets the caller free it once and only when no other thread uses it, so
+            // this takes back the only owner.
             drop(unsafe { Box::from_raw(source) })
         }));
     }
@@ -227,21 +404,27 @@ pub extern "C" fn oauth_lock_source_free(source: *mut oauth_lock_source) {
 
 /// Runs a source call and writes the token on success; every error names the key and path.
 fn token_call(
-    name: &'static str,
+    call: Call,
     source: *const oauth_lock_source,
     out_token: *mut *mut oauth_lock_token,
-    call: impl FnOnce(&TokenSource) -> Outcome<AccessToken>,
+    body: impl FnOnce(&TokenSource) -> Outcome<AccessToken>,
 ) -> oauth_lock_code {
-    guard(name, || {
+    guard(call, || {
+        // SAFETY: the header requires `source` to be NULL or a source from an
+        // `oauth_lock_source_new*` call that is not freed before this call returns; `arg`
+        // checks NULL, and the source is only read.
         let source = unsafe { arg(source, "source")? };
         let out_token = out(out_token, "out_token")?;
-        let token = call(&source.inner).map_err(|f| match f {
+        let token = body(&source.inner).map_err(|f| match f {
             Failure::Core(e) => {
                 Failure::Core(e.with_context(source.inner.key(), &source.inner.path()))
             }
             other => other,
         })?;
         let token = source.handle(token)?;
+        // SAFETY: `out` checked that `out_token` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns this reference to the token
+        // (`oauth_lock_token_free`).
         unsafe { *out_token = oauth_lock_token::into_raw(token) };
         Ok(())
     })
@@ -263,9 +446,34 @@ pub extern "C" fn oauth_lock_source_access_token(
     source: *const oauth_lock_source,
     out_token: *mut *mut oauth_lock_token,
 ) -> oauth_lock_code {
-    token_call("oauth_lock_source_access_token", source, out_token, |s| {
-        Ok(s.access_token_blocking()?)
-    })
+    source_access_token(
+        Call::plain("oauth_lock_source_access_token"),
+        source,
+        out_token,
+    )
+}
+
+/// `oauth_lock_source_access_token`, reporting its error through `out_error` (may be NULL):
+/// NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_access_token_e(
+    source: *const oauth_lock_source,
+    out_token: *mut *mut oauth_lock_token,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_access_token(
+        Call::reporting("oauth_lock_source_access_token_e", out_error),
+        source,
+        out_token,
+    )
+}
+
+fn source_access_token(
+    call: Call,
+    source: *const oauth_lock_source,
+    out_token: *mut *mut oauth_lock_token,
+) -> oauth_lock_code {
+    token_call(call, source, out_token, |s| Ok(s.access_token_blocking()?))
 }
 
 /// After an HTTP 401 with `rejected_token` (the value that was sent): a different valid
@@ -282,7 +490,40 @@ pub extern "C" fn oauth_lock_source_reject(
     rejected_token: *const c_char,
     out_token: *mut *mut oauth_lock_token,
 ) -> oauth_lock_code {
-    token_call("oauth_lock_source_reject", source, out_token, |s| {
+    source_reject(
+        Call::plain("oauth_lock_source_reject"),
+        source,
+        rejected_token,
+        out_token,
+    )
+}
+
+/// `oauth_lock_source_reject`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_reject_e(
+    source: *const oauth_lock_source,
+    rejected_token: *const c_char,
+    out_token: *mut *mut oauth_lock_token,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_reject(
+        Call::reporting("oauth_lock_source_reject_e", out_error),
+        source,
+        rejected_token,
+        out_token,
+    )
+}
+
+fn source_reject(
+    call: Call,
+    source: *const oauth_lock_source,
+    rejected_token: *const c_char,
+    out_token: *mut *mut oauth_lock_token,
+) -> oauth_lock_code {
+    token_call(call, source, out_token, |s| {
+        // SAFETY: the header requires `rejected_token` to be NULL or a NUL-terminated string
+        // that lives through the call; `text` checks NULL, and the borrow ends with the call.
         let rejected = unsafe { text(rejected_token, "rejected_token", Some(s.key()))? };
         Ok(s.reject_blocking(rejected)?)
     })
@@ -299,12 +540,40 @@ pub extern "C" fn oauth_lock_source_access_token_valid_for(
     at_least_ms: u64,
     out_token: *mut *mut oauth_lock_token,
 ) -> oauth_lock_code {
-    token_call(
-        "oauth_lock_source_access_token_valid_for",
+    source_access_token_valid_for(
+        Call::plain("oauth_lock_source_access_token_valid_for"),
         source,
+        at_least_ms,
         out_token,
-        |s| Ok(s.access_token_valid_for_blocking(Duration::from_millis(at_least_ms))?),
     )
+}
+
+/// `oauth_lock_source_access_token_valid_for`, reporting its error through `out_error` (may be
+/// NULL): NULL on success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_access_token_valid_for_e(
+    source: *const oauth_lock_source,
+    at_least_ms: u64,
+    out_token: *mut *mut oauth_lock_token,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_access_token_valid_for(
+        Call::reporting("oauth_lock_source_access_token_valid_for_e", out_error),
+        source,
+        at_least_ms,
+        out_token,
+    )
+}
+
+fn source_access_token_valid_for(
+    call: Call,
+    source: *const oauth_lock_source,
+    at_least_ms: u64,
+    out_token: *mut *mut oauth_lock_token,
+) -> oauth_lock_code {
+    token_call(call, source, out_token, |s| {
+        Ok(s.access_token_valid_for_blocking(Duration::from_millis(at_least_ms))?)
+    })
 }
 
 /// Forces one refresh with the source's refresher, proving the refresh token works (it
@@ -317,7 +586,28 @@ pub extern "C" fn oauth_lock_source_verify(
     source: *const oauth_lock_source,
     out_token: *mut *mut oauth_lock_token,
 ) -> oauth_lock_code {
-    token_call("oauth_lock_source_verify", source, out_token, |s| {
-        Ok(s.verify_blocking()?)
-    })
+    source_verify(Call::plain("oauth_lock_source_verify"), source, out_token)
+}
+
+/// `oauth_lock_source_verify`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_source_verify_e(
+    source: *const oauth_lock_source,
+    out_token: *mut *mut oauth_lock_token,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    source_verify(
+        Call::reporting("oauth_lock_source_verify_e", out_error),
+        source,
+        out_token,
+    )
+}
+
+fn source_verify(
+    call: Call,
+    source: *const oauth_lock_source,
+    out_token: *mut *mut oauth_lock_token,
+) -> oauth_lock_code {
+    token_call(call, source, out_token, |s| Ok(s.verify_blocking()?))
 }

@@ -1,8 +1,9 @@
 //! `oauth_lock_store`: opening a store and the operations on it (login, logout, status,
 //! list, verify), each translated to the core's `Store`.
 
+use crate::error::oauth_lock_error;
 use crate::status::{
-    arg, guard, invalid, json_arg, oauth_lock_code, optional_text, out, owned_string, text,
+    arg, guard, invalid, json_arg, oauth_lock_code, optional_text, out, owned_string, text, Call,
 };
 use crate::token::oauth_lock_token;
 use oauth_lock_core::{Credential, Error, SaveOptions, Store};
@@ -44,14 +45,42 @@ pub extern "C" fn oauth_lock_store_new(
     dir: *const c_char,
     out_store: *mut *mut oauth_lock_store,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_new", || {
+    store_new(Call::plain("oauth_lock_store_new"), dir, out_store)
+}
+
+/// `oauth_lock_store_new`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_new_e(
+    dir: *const c_char,
+    out_store: *mut *mut oauth_lock_store,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_new(
+        Call::reporting("oauth_lock_store_new_e", out_error),
+        dir,
+        out_store,
+    )
+}
+
+fn store_new(
+    call: Call,
+    dir: *const c_char,
+    out_store: *mut *mut oauth_lock_store,
+) -> oauth_lock_code {
+    guard(call, || {
         let out_store = out(out_store, "out_store")?;
+        // SAFETY: `dir` may be NULL (the default store); otherwise the header requires a NUL-
+        // terminated string that lives through the call. `optional_text` checks NULL.
         let dir = unsafe { optional_text(dir, "dir", None)? };
         oauth_lock_core::set_client_lang("c");
         let inner = match dir {
             Some(d) => Store::open(d)?,
             None => Store::open_default()?,
         };
+        // SAFETY: `out` checked that `out_store` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns the box and frees it with
+        // `oauth_lock_store_free`.
         unsafe { *out_store = Box::into_raw(Box::new(oauth_lock_store { inner })) };
         Ok(())
     })
@@ -64,6 +93,9 @@ pub extern "C" fn oauth_lock_store_free(store: *mut oauth_lock_store) {
     if !store.is_null() {
         // A drop cannot panic here (an Arc), but no panic may cross the boundary anyway.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: a non-NULL `store` came from `Box::into_raw` in `oauth_lock_store_new`,
+            // and the header lets the caller free it once and only when no other thread uses
+            // it, so this takes back the only owner.
             drop(unsafe { Box::from_raw(store) })
         }));
     }
@@ -78,10 +110,39 @@ pub extern "C" fn oauth_lock_store_dir(
     store: *const oauth_lock_store,
     out_dir: *mut *mut c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_dir", || {
+    store_dir(Call::plain("oauth_lock_store_dir"), store, out_dir)
+}
+
+/// `oauth_lock_store_dir`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_dir_e(
+    store: *const oauth_lock_store,
+    out_dir: *mut *mut c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_dir(
+        Call::reporting("oauth_lock_store_dir_e", out_error),
+        store,
+        out_dir,
+    )
+}
+
+fn store_dir(
+    call: Call,
+    store: *const oauth_lock_store,
+    out_dir: *mut *mut c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
         let out_dir = out(out_dir, "out_dir")?;
         let dir = owned_string(store.inner.dir().display().to_string())?;
+        // SAFETY: `out` checked that `out_dir` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns the string
+        // (`oauth_lock_string_free`).
         unsafe { *out_dir = dir };
         Ok(())
     })
@@ -98,11 +159,50 @@ pub extern "C" fn oauth_lock_store_path_of(
     key: *const c_char,
     out_path: *mut *mut c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_path_of", || {
+    store_path_of(
+        Call::plain("oauth_lock_store_path_of"),
+        store,
+        key,
+        out_path,
+    )
+}
+
+/// `oauth_lock_store_path_of`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_path_of_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_path: *mut *mut c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_path_of(
+        Call::reporting("oauth_lock_store_path_of_e", out_error),
+        store,
+        key,
+        out_path,
+    )
+}
+
+fn store_path_of(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_path: *mut *mut c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_path = out(out_path, "out_path")?;
         let path = owned_string(store.inner.path_of(key)?.display().to_string())?;
+        // SAFETY: `out` checked that `out_path` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns the string
+        // (`oauth_lock_string_free`).
         unsafe { *out_path = path };
         Ok(())
     })
@@ -132,9 +232,51 @@ pub extern "C" fn oauth_lock_store_save(
     credential_json: *const c_char,
     flags: u32,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_save", || {
+    store_save(
+        Call::plain("oauth_lock_store_save"),
+        store,
+        key,
+        credential_json,
+        flags,
+    )
+}
+
+/// `oauth_lock_store_save`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_save_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    credential_json: *const c_char,
+    flags: u32,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_save(
+        Call::reporting("oauth_lock_store_save_e", out_error),
+        store,
+        key,
+        credential_json,
+        flags,
+    )
+}
+
+fn store_save(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    credential_json: *const c_char,
+    flags: u32,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
+        // SAFETY: the header requires `credential_json` to be NULL or a NUL-terminated string
+        // that lives through the call; `json_arg` checks NULL and copies it into a JSON value.
         let value = unsafe { json_arg(credential_json, "credential_json", Some(key)) }?;
         if flags & !OAUTH_LOCK_SAVE_ALLOW_DOWNGRADE != 0 {
             return Err(invalid(
@@ -167,11 +309,49 @@ pub extern "C" fn oauth_lock_store_clear(
     key: *const c_char,
     out_existed: *mut bool,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_clear", || {
+    store_clear(
+        Call::plain("oauth_lock_store_clear"),
+        store,
+        key,
+        out_existed,
+    )
+}
+
+/// `oauth_lock_store_clear`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_clear_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_existed: *mut bool,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_clear(
+        Call::reporting("oauth_lock_store_clear_e", out_error),
+        store,
+        key,
+        out_existed,
+    )
+}
+
+fn store_clear(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_existed: *mut bool,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_existed = out(out_existed, "out_existed")?;
         let existed = store.inner.clear_blocking(key)?;
+        // SAFETY: `out` checked that `out_existed` is not NULL, and the header requires it to
+        // be valid for writes of one `bool`.
         unsafe { *out_existed = existed };
         Ok(())
     })
@@ -191,8 +371,39 @@ pub extern "C" fn oauth_lock_store_status(
     key: *const c_char,
     out_json: *mut *mut c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_status", || {
+    store_status(Call::plain("oauth_lock_store_status"), store, key, out_json)
+}
+
+/// `oauth_lock_store_status`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_status_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_status(
+        Call::reporting("oauth_lock_store_status_e", out_error),
+        store,
+        key,
+        out_json,
+    )
+}
+
+fn store_status(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_json: *mut *mut c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_json = out(out_json, "out_json")?;
         let status = store.inner.status(key)?;
@@ -202,6 +413,9 @@ pub extern "C" fn oauth_lock_store_status(
                 format!("the status cannot be written as JSON: {e}"),
             )
         })?)?;
+        // SAFETY: `out` checked that `out_json` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns the string
+        // (`oauth_lock_string_free`).
         unsafe { *out_json = json };
         Ok(())
     })
@@ -217,7 +431,33 @@ pub extern "C" fn oauth_lock_store_list(
     store: *const oauth_lock_store,
     out_json: *mut *mut c_char,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_list", || {
+    store_list(Call::plain("oauth_lock_store_list"), store, out_json)
+}
+
+/// `oauth_lock_store_list`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_list_e(
+    store: *const oauth_lock_store,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_list(
+        Call::reporting("oauth_lock_store_list_e", out_error),
+        store,
+        out_json,
+    )
+}
+
+fn store_list(
+    call: Call,
+    store: *const oauth_lock_store,
+    out_json: *mut *mut c_char,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
         let out_json = out(out_json, "out_json")?;
         let all = store.inner.list()?;
@@ -225,6 +465,9 @@ pub extern "C" fn oauth_lock_store_list(
             serde_json::to_string(&all)
                 .map_err(|e| invalid(None, format!("the list cannot be written as JSON: {e}")))?,
         )?;
+        // SAFETY: `out` checked that `out_json` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns the string
+        // (`oauth_lock_string_free`).
         unsafe { *out_json = json };
         Ok(())
     })
@@ -241,11 +484,50 @@ pub extern "C" fn oauth_lock_store_verify(
     key: *const c_char,
     out_token: *mut *mut oauth_lock_token,
 ) -> oauth_lock_code {
-    guard("oauth_lock_store_verify", || {
+    store_verify(
+        Call::plain("oauth_lock_store_verify"),
+        store,
+        key,
+        out_token,
+    )
+}
+
+/// `oauth_lock_store_verify`, reporting its error through `out_error` (may be NULL): NULL on
+/// success, else a new `oauth_lock_error` to free with `oauth_lock_error_free`.
+#[no_mangle]
+pub extern "C" fn oauth_lock_store_verify_e(
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_token: *mut *mut oauth_lock_token,
+    out_error: *mut *mut oauth_lock_error,
+) -> oauth_lock_code {
+    store_verify(
+        Call::reporting("oauth_lock_store_verify_e", out_error),
+        store,
+        key,
+        out_token,
+    )
+}
+
+fn store_verify(
+    call: Call,
+    store: *const oauth_lock_store,
+    key: *const c_char,
+    out_token: *mut *mut oauth_lock_token,
+) -> oauth_lock_code {
+    guard(call, || {
+        // SAFETY: the header requires `store` to be NULL or a store from `oauth_lock_store_new`
+        // that is not freed before this call returns; `arg` checks NULL, and the store is only
+        // read.
         let store = unsafe { arg(store, "store")? };
+        // SAFETY: the header requires `key` to be NULL or a NUL-terminated string that lives
+        // through the call; `text` checks NULL, and the borrow ends with the call.
         let key = unsafe { text(key, "key", None)? };
         let out_token = out(out_token, "out_token")?;
         let token = oauth_lock_token::new(store.inner.verify_blocking(key)?)?;
+        // SAFETY: `out` checked that `out_token` is not NULL, and the header requires it to be
+        // valid for writes of one pointer. The caller now owns this reference to the token
+        // (`oauth_lock_token_free`).
         unsafe { *out_token = oauth_lock_token::into_raw(token) };
         Ok(())
     })

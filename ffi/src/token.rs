@@ -57,6 +57,9 @@ impl oauth_lock_token {
 /// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_value(token: *const oauth_lock_token) -> *const c_char {
+    // SAFETY: the header requires `token` to be NULL or a token from this library that is not
+    // freed yet; `as_ref` checks NULL, and the returned pointer points into the token, which
+    // the header says lives until `oauth_lock_token_free`.
     match unsafe { token.as_ref() } {
         Some(t) => t.text.as_ptr().cast(),
         None => std::ptr::null(),
@@ -67,6 +70,9 @@ pub extern "C" fn oauth_lock_token_value(token: *const oauth_lock_token) -> *con
 /// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_type(token: *const oauth_lock_token) -> *const c_char {
+    // SAFETY: the header requires `token` to be NULL or a token from this library that is not
+    // freed yet; `as_ref` checks NULL, and the returned pointer points into the token, which
+    // the header says lives until `oauth_lock_token_free`.
     match unsafe { token.as_ref() } {
         Some(t) => t.text[t.token.value().len() + 1..].as_ptr().cast(),
         None => std::ptr::null(),
@@ -77,6 +83,8 @@ pub extern "C" fn oauth_lock_token_type(token: *const oauth_lock_token) -> *cons
 /// token is used until rejected) or `token` is NULL.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_expires_at_ms(token: *const oauth_lock_token) -> i64 {
+    // SAFETY: the header requires `token` to be NULL or a token from this library that is not
+    // freed yet; `as_ref` checks NULL, and only a number is read.
     unsafe { token.as_ref() }
         .and_then(|t| t.token.expires_at_ms())
         .unwrap_or(0)
@@ -86,6 +94,8 @@ pub extern "C" fn oauth_lock_token_expires_at_ms(token: *const oauth_lock_token)
 /// record); 0 if `token` is NULL.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_generation(token: *const oauth_lock_token) -> u64 {
+    // SAFETY: the header requires `token` to be NULL or a token from this library that is not
+    // freed yet; `as_ref` checks NULL, and only a number is read.
     unsafe { token.as_ref() }.map_or(0, |t| t.token.generation())
 }
 
@@ -93,6 +103,9 @@ pub extern "C" fn oauth_lock_token_generation(token: *const oauth_lock_token) ->
 /// token: valid until `oauth_lock_token_free`. NULL if `token` is NULL.
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_fingerprint(token: *const oauth_lock_token) -> *const c_char {
+    // SAFETY: the header requires `token` to be NULL or a token from this library that is not
+    // freed yet; `as_ref` checks NULL, and the returned pointer points into the token, which
+    // the header says lives until `oauth_lock_token_free`.
     match unsafe { token.as_ref() } {
         Some(t) => t
             .fingerprint
@@ -107,6 +120,9 @@ pub extern "C" fn oauth_lock_token_fingerprint(token: *const oauth_lock_token) -
 #[no_mangle]
 pub extern "C" fn oauth_lock_token_free(token: *mut oauth_lock_token) {
     if !token.is_null() {
+        // SAFETY: a non-NULL `token` came from `oauth_lock_token::into_raw` (`Arc::into_raw`),
+        // and the header lets the caller free each pointer it was given once, so this takes
+        // back that one reference.
         drop(unsafe { Arc::from_raw(token.cast_const()) });
     }
 }

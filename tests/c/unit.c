@@ -126,6 +126,181 @@ static void last_error_json_names_code_key_path(void) {
   oauth_lock_string_free(json);
 }
 
+/* ---- the _e twins: the error of the very call, owned by the caller --------------------- */
+
+/* `fn`_e(ARGS..., &err) must give `want`, with an error of that code whose message names
+ * the _e call and contains `needle`; the error is freed. */
+#define CHECK_E(want, needle, fn, ...)                                                    \
+  do {                                                                                    \
+    oauth_lock_error *e_ = NULL;                                                          \
+    oauth_lock_code rc_ = fn##_e(__VA_ARGS__, &e_);                                       \
+    if (rc_ != (want))                                                                    \
+      FAIL("%s_e gave %s (%d), want %s", #fn, oauth_lock_code_name(rc_), rc_,             \
+           oauth_lock_code_name(want));                                                   \
+    if (oauth_lock_error_code(e_) != (want))                                              \
+      FAIL("%s_e: the error's code is %d, want %d", #fn, oauth_lock_error_code(e_), want); \
+    CHECK_STR(oauth_lock_error_message(e_), (needle));                                    \
+    CHECK_STR(oauth_lock_error_json(e_), "\"code_number\":");                             \
+    oauth_lock_error_free(e_);                                                            \
+  } while (0)
+
+/* Every _e twin exists and reports through out_error, NULL arguments included (named with
+ * the _e call). */
+static void every_e_twin_reports_its_error(void) {
+  oauth_lock_store *s = NULL;
+  oauth_lock_source *src = NULL;
+  oauth_lock_token *t = NULL;
+  char *str = NULL;
+  bool existed = false;
+  uint64_t id = 0;
+  oauth_lock_source_options o;
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "oauth_lock_set_client_lang_e: the argument `lang` is NULL",
+          oauth_lock_set_client_lang, NULL);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "`dir` is not valid UTF-8", oauth_lock_store_new,
+          BAD_UTF8, &s);
+  CHECK(s == NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "oauth_lock_store_dir_e: the argument `store` is NULL",
+          oauth_lock_store_dir, NULL, &str);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "empty", oauth_lock_store_path_of, store, "", &str);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "not valid JSON", oauth_lock_store_save, store, "e-save",
+          "{", 0);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`out_existed`", oauth_lock_store_clear, store, "e-clear",
+          NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`key`", oauth_lock_store_status, store, NULL, &str);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`out_json`", oauth_lock_store_list, store, NULL);
+  CHECK_E(OAUTH_LOCK_NEEDS_LOGIN, "e-verify", oauth_lock_store_verify, store, "e-verify", &t);
+  CHECK(str == NULL && !existed && t == NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`out_options`", oauth_lock_source_options_default, NULL);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "'.'", oauth_lock_source_new, store, ".e", NULL, &src);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "`config_json` is not valid JSON",
+          oauth_lock_source_new_oauth2, store, "e-o2", "nope", NULL, &src);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`callback`", oauth_lock_source_new_callback, store, "e-cb",
+          NULL, NULL, NULL, NULL, &src);
+  CHECK(src == NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`source`", oauth_lock_source_access_token, NULL, &t);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`source`", oauth_lock_source_access_token_valid_for, NULL,
+          1000, &t);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`source`", oauth_lock_source_reject, NULL, "x", &t);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`source`", oauth_lock_source_verify, NULL, &t);
+  CHECK(t == NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "oauth_lock_answer_set_json_e: the argument `answer`",
+          oauth_lock_answer_set_json, NULL, "{}");
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "oauth_lock_answer_set_error_e: the argument `answer`",
+          oauth_lock_answer_set_error, NULL, NULL, NULL);
+  CHECK_E(OAUTH_LOCK_NULL_PARAMETER, "`callback`", oauth_lock_add_event_listener, NULL, NULL,
+          NULL, &id);
+  CHECK_E(OAUTH_LOCK_INVALID_ARGUMENT, "no event listener has the id 987654321",
+          oauth_lock_remove_event_listener, 987654321);
+  CHECK(id == 0);
+  /* And each works as its plain call on success. */
+  CHECK_OK(oauth_lock_source_options_default_e(&o, NULL));
+  CHECK(o.lock_timeout_ms == 35000);
+}
+
+/* An _e call's error is that call's: complete (code, message, JSON naming key and path, the
+ * same as the thread's last error right after it), unchanged by later calls on the same
+ * thread, and readable on another thread. */
+typedef struct {
+  const oauth_lock_error *err;
+  oauth_lock_code code, last_code;
+  char json[1024];
+} read_elsewhere;
+
+static void *read_error(void *arg) {
+  read_elsewhere *r = arg;
+  r->code = oauth_lock_error_code(r->err);
+  snprintf(r->json, sizeof r->json, "%s", oauth_lock_error_json(r->err));
+  r->last_code = oauth_lock_last_error_code(); /* this thread made no call */
+  return NULL;
+}
+
+static void e_error_is_the_calls_own(void) {
+  CHECK(save("e-own", FRESH));
+  snapshot s = snap("e-own");
+  oauth_lock_error *downgrade = NULL;
+  CHECK(oauth_lock_store_save_e(store, "e-own", "{\"access_token\":\"a\"}", 0, &downgrade) ==
+        OAUTH_LOCK_DOWNGRADE);
+  CHECK_UNCHANGED(s);
+  CHECK(oauth_lock_error_code(downgrade) == OAUTH_LOCK_DOWNGRADE);
+  CHECK_STR(oauth_lock_error_message(downgrade), "e-own");
+  CHECK_STR(oauth_lock_error_message(downgrade), s.path);
+  const char *json = oauth_lock_error_json(downgrade);
+  CHECK_STR(json, "\"code\":\"Downgrade\"");
+  CHECK_STR(json, "\"code_number\":6");
+  CHECK_STR(json, "\"key\":\"e-own\"");
+  CHECK_STR(json, "e-own.json\"");
+  CHECK_STR(json, "\"oauth_error\":null");
+  /* The same as the thread's last error right after the call. */
+  CHECK(oauth_lock_last_error_code() == OAUTH_LOCK_DOWNGRADE);
+  CHECK(strcmp(last_error(), oauth_lock_error_message(downgrade)) == 0);
+  char *last_json = NULL;
+  CHECK_OK(oauth_lock_last_error_json(&last_json));
+  CHECK(strcmp(last_json, json) == 0);
+  oauth_lock_string_free(last_json);
+  /* The strings are owned by the error: the same pointers until it is freed. */
+  CHECK(oauth_lock_error_json(downgrade) == json);
+
+  /* Another failing call, then a success, on this thread: the first error is unchanged. */
+  oauth_lock_source *src = NULL;
+  CHECK_OK(oauth_lock_source_new(store, "e-nobody", NULL, &src));
+  oauth_lock_token *t = (oauth_lock_token *)0x1;
+  oauth_lock_error *needs_login = NULL;
+  CHECK(oauth_lock_source_access_token_e(src, &t, &needs_login) == OAUTH_LOCK_NEEDS_LOGIN);
+  CHECK(t == (oauth_lock_token *)0x1); /* outputs only on success */
+  CHECK(oauth_lock_error_code(needs_login) == OAUTH_LOCK_NEEDS_LOGIN);
+  CHECK_STR(oauth_lock_error_json(needs_login), "\"key\":\"e-nobody\"");
+  CHECK_STR(oauth_lock_error_json(needs_login), "e-nobody.json\"");
+  oauth_lock_source_options o;
+  CHECK_OK(oauth_lock_source_options_default(&o));
+  CHECK(oauth_lock_last_error_code() == OAUTH_LOCK_OK);
+  CHECK(oauth_lock_error_code(downgrade) == OAUTH_LOCK_DOWNGRADE);
+  CHECK(strcmp(oauth_lock_error_json(downgrade), json) == 0);
+  CHECK_STR(oauth_lock_error_json(downgrade), "\"key\":\"e-own\"");
+
+  /* Read on another thread, which has no last error of its own. */
+  read_elsewhere r = {.err = downgrade};
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, read_error, &r) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  CHECK(r.code == OAUTH_LOCK_DOWNGRADE && r.last_code == OAUTH_LOCK_OK);
+  CHECK(strcmp(r.json, json) == 0);
+
+  oauth_lock_error_free(downgrade);
+  oauth_lock_error_free(needs_login);
+  oauth_lock_source_free(src);
+  drop_snap(&s);
+}
+
+/* Success writes NULL to *out_error; a NULL out_error is allowed (the plain call); the
+ * getters take NULL as "no error"; freeing NULL is a no-op. */
+static void e_success_null_out_error_and_free_null(void) {
+  char *p = NULL;
+  oauth_lock_error *err = (oauth_lock_error *)0x1;
+  CHECK_OK(oauth_lock_store_path_of_e(store, "e-ok", &p, &err));
+  CHECK(err == NULL);
+  CHECK_STR(p, "/e-ok.json");
+  oauth_lock_string_free(p);
+  CHECK(oauth_lock_error_code(NULL) == OAUTH_LOCK_OK);
+  CHECK(strcmp(oauth_lock_error_message(NULL), "") == 0);
+  CHECK(strcmp(oauth_lock_error_json(NULL), "null") == 0);
+  oauth_lock_error_free(NULL);
+  /* A failure after a success through the same variable: a new error. */
+  p = (char *)0x1;
+  CHECK(oauth_lock_store_path_of_e(store, "tab\tkey", &p, &err) == OAUTH_LOCK_INVALID_ARGUMENT);
+  CHECK(p == (char *)0x1 && err != NULL);
+  CHECK(oauth_lock_error_code(err) == OAUTH_LOCK_INVALID_ARGUMENT);
+  CHECK_STR(oauth_lock_error_message(err), "0x09");
+  oauth_lock_error_free(err);
+  /* NULL out_error: exactly the plain call, the thread's last error included. */
+  CHECK_CODE(oauth_lock_store_path_of_e(store, "", &p, NULL), OAUTH_LOCK_INVALID_ARGUMENT,
+             "empty");
+  CHECK(p == (char *)0x1);
+  CHECK_OK(oauth_lock_store_path_of_e(store, "e-ok", &p, NULL));
+  CHECK(oauth_lock_last_error_code() == OAUTH_LOCK_OK);
+  CHECK_STR(p, "/e-ok.json");
+  oauth_lock_string_free(p);
+}
+
 static void set_client_lang_checks_its_argument(void) {
   CHECK_CODE(oauth_lock_set_client_lang(NULL), OAUTH_LOCK_NULL_PARAMETER, "`lang`");
   CHECK_CODE(oauth_lock_set_client_lang(BAD_UTF8), OAUTH_LOCK_INVALID_ARGUMENT, "`lang`",
@@ -961,6 +1136,9 @@ int main(int argc, char **argv) {
   RUN(version_and_code_names);
   RUN(last_error_cannot_overflow);
   RUN(last_error_json_names_code_key_path);
+  RUN(every_e_twin_reports_its_error);
+  RUN(e_error_is_the_calls_own);
+  RUN(e_success_null_out_error_and_free_null);
   RUN(set_client_lang_checks_its_argument);
   RUN(frees_of_null_are_no_ops);
   RUN(store_new_and_dir);

@@ -3,6 +3,10 @@
 //! JSON (`oauth_lock::interop`), core errors into JSON the JS layer (`lib/`) rethrows as
 //! `OAuthLockError`s, and core events and callback refreshers into threadsafe JS calls.
 
+// No `unsafe` here so far; any future block must say why it is sound (`// SAFETY:`), and CI
+// runs clippy with `-D warnings`.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod errors;
 mod events;
 mod json_case;

@@ -3,6 +3,10 @@
 //! crossing as JSON through `oauth_lock::interop`; the Python layer (`python/oauth_lock`)
 //! turns those into dataclasses, exception classes and `logging` records.
 
+// No `unsafe` here so far; any future block must say why it is sound (`// SAFETY:`), and CI
+// runs clippy with `-D warnings`.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use oauth_lock::interop;
 use oauth_lock::{Context, Credential, Error, SaveOptions, SourceOptions};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};

@@ -55,10 +55,12 @@ public record Event(
     Native.load();
     com.sun.jna.Pointer userdata = Callbacks.register(listener);
     long[] id = new long[1];
-    int rc = Native.oauth_lock_add_event_listener(Callbacks.EVENT, userdata, Callbacks.FREE, id);
+    long[] error = new long[1];
+    int rc = Native.oauth_lock_add_event_listener_e(
+        Callbacks.EVENT, userdata, Callbacks.FREE, id, error);
     if (rc != 0) {
-      Callbacks.unregister(userdata);
-      throw OAuthLockException.last(rc);
+      Callbacks.unregister(userdata); // on failure the caller still owns userdata
+      throw OAuthLockException.of(rc, error[0]);
     }
     java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean(true);
     return () -> {

@@ -11,6 +11,11 @@ import java.nio.charset.StandardCharsets;
  * oauth_lock_token *}) cross as {@code long} addresses and out-pointers as one-element
  * {@code long[]} arrays, so the hot path allocates no native memory; this needs a 64-bit JVM.
  * Strings go in as NUL-terminated UTF-8 {@code byte[]} (never the platform charset).
+ *
+ * <p>Every fallible call whose failure becomes an exception is bound as its {@code _e} twin,
+ * whose last argument receives the {@code oauth_lock_error *} of that very call: the
+ * exception is built from it (see {@link OAuthLockException#check}), never from the thread's
+ * last error, which a virtual thread could read on another carrier thread than the call's.
  */
 final class Native {
   private Native() {}
@@ -77,56 +82,68 @@ final class Native {
 
   static native int oauth_lock_set_client_lang(byte[] lang);
 
-  static native int oauth_lock_last_error_code();
+  static native int oauth_lock_error_code(long error);
 
-  static native int oauth_lock_last_error_json(long[] outJson);
+  static native Pointer oauth_lock_error_json(long error);
+
+  static native void oauth_lock_error_free(long error);
 
   static native void oauth_lock_string_free(long s);
 
-  static native int oauth_lock_store_new(byte[] dir, long[] outStore);
+  static native int oauth_lock_store_new_e(byte[] dir, long[] outStore, long[] outError);
 
   static native void oauth_lock_store_free(long store);
 
-  static native int oauth_lock_store_dir(long store, long[] outDir);
+  static native int oauth_lock_store_dir_e(long store, long[] outDir, long[] outError);
 
-  static native int oauth_lock_store_path_of(long store, byte[] key, long[] outPath);
+  static native int oauth_lock_store_path_of_e(
+      long store, byte[] key, long[] outPath, long[] outError);
 
-  static native int oauth_lock_store_save(long store, byte[] key, byte[] credentialJson, int flags);
+  static native int oauth_lock_store_save_e(
+      long store, byte[] key, byte[] credentialJson, int flags, long[] outError);
 
-  static native int oauth_lock_store_clear(long store, byte[] key, byte[] outExisted);
+  static native int oauth_lock_store_clear_e(
+      long store, byte[] key, byte[] outExisted, long[] outError);
 
-  static native int oauth_lock_store_status(long store, byte[] key, long[] outJson);
+  static native int oauth_lock_store_status_e(
+      long store, byte[] key, long[] outJson, long[] outError);
 
-  static native int oauth_lock_store_list(long store, long[] outJson);
+  static native int oauth_lock_store_list_e(long store, long[] outJson, long[] outError);
 
-  static native int oauth_lock_store_verify(long store, byte[] key, long[] outToken);
+  static native int oauth_lock_store_verify_e(
+      long store, byte[] key, long[] outToken, long[] outError);
 
-  static native int oauth_lock_source_options_default(long[] outOptions);
+  static native int oauth_lock_source_options_default_e(long[] outOptions, long[] outError);
 
-  static native int oauth_lock_source_new(long store, byte[] key, long[] options, long[] outSource);
+  static native int oauth_lock_source_new_e(
+      long store, byte[] key, long[] options, long[] outSource, long[] outError);
 
-  static native int oauth_lock_source_new_oauth2(
-      long store, byte[] key, byte[] configJson, long[] options, long[] outSource);
+  static native int oauth_lock_source_new_oauth2_e(
+      long store, byte[] key, byte[] configJson, long[] options, long[] outSource,
+      long[] outError);
 
-  static native int oauth_lock_source_new_callback(
+  static native int oauth_lock_source_new_callback_e(
       long store,
       byte[] key,
       RefreshCallback callback,
       Pointer userdata,
       FreeCallback freeUserdata,
       long[] options,
-      long[] outSource);
+      long[] outSource,
+      long[] outError);
 
   static native void oauth_lock_source_free(long source);
 
-  static native int oauth_lock_source_access_token(long source, long[] outToken);
+  static native int oauth_lock_source_access_token_e(
+      long source, long[] outToken, long[] outError);
 
-  static native int oauth_lock_source_access_token_valid_for(
-      long source, long atLeastMs, long[] outToken);
+  static native int oauth_lock_source_access_token_valid_for_e(
+      long source, long atLeastMs, long[] outToken, long[] outError);
 
-  static native int oauth_lock_source_reject(long source, byte[] rejectedToken, long[] outToken);
+  static native int oauth_lock_source_reject_e(
+      long source, byte[] rejectedToken, long[] outToken, long[] outError);
 
-  static native int oauth_lock_source_verify(long source, long[] outToken);
+  static native int oauth_lock_source_verify_e(long source, long[] outToken, long[] outError);
 
   static native void oauth_lock_token_free(long token);
 
@@ -144,8 +161,9 @@ final class Native {
 
   static native int oauth_lock_answer_set_error(Pointer answer, byte[] oauthError, byte[] description);
 
-  static native int oauth_lock_add_event_listener(
-      EventCallback callback, Pointer userdata, FreeCallback freeUserdata, long[] outId);
+  static native int oauth_lock_add_event_listener_e(
+      EventCallback callback, Pointer userdata, FreeCallback freeUserdata, long[] outId,
+      long[] outError);
 
   static native int oauth_lock_remove_event_listener(long id);
 }

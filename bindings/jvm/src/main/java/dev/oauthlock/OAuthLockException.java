@@ -51,20 +51,44 @@ public class OAuthLockException extends RuntimeException {
     return code.retryable();
   }
 
-  /** The exception for the calling thread's last failed C call, which returned {@code rc}. */
-  static OAuthLockException last(int rc) {
-    long[] out = new long[1];
-    String json = null;
-    if (Native.oauth_lock_last_error_json(out) == 0) {
-      json = Native.takeString(out[0]);
+  /**
+   * Throws the exception of a failed {@code _e} call: {@code rc} is the code it returned and
+   * {@code error[0]} the {@code oauth_lock_error *} it wrote to its {@code out_error}, which
+   * this frees. Does nothing when {@code rc} is 0 (the call then wrote NULL).
+   */
+  static void check(int rc, long[] error) {
+    if (rc != 0) {
+      throw of(rc, error[0]);
+    }
+  }
+
+  /**
+   * The exception of the call that returned {@code rc} and wrote {@code error} (an {@code
+   * oauth_lock_error *}, freed here). Built only from that error, so it is the failed call's
+   * own even when this runs on another thread than the call, or after other calls on the same
+   * thread: never from the thread's last error, which a virtual thread could read on another
+   * carrier thread than the call's.
+   */
+  static OAuthLockException of(int rc, long error) {
+    if (error == 0) { // the library always writes one on failure: not expected
+      return of(Code.of(rc), "oauth-lock call failed with code " + rc + " (no error)", null,
+          null, null);
+    }
+    int code;
+    String json;
+    try {
+      code = Native.oauth_lock_error_code(error);
+      json = Native.string(Native.oauth_lock_error_json(error));
+    } finally {
+      Native.oauth_lock_error_free(error);
     }
     Object parsed = json == null ? null : Json.parse(json);
     if (!(parsed instanceof Map)) {
-      return of(Code.of(rc), "oauth-lock call failed with code " + rc, null, null, null);
+      return of(Code.of(code), "oauth-lock call failed with code " + code, null, null, null);
     }
     Map<?, ?> e = (Map<?, ?>) parsed;
     return of(
-        Code.of(rc),
+        Code.of(code),
         (String) e.get("message"),
         (String) e.get("key"),
         (String) e.get("path"),

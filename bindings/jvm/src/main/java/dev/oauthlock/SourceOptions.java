@@ -17,10 +17,8 @@ public final class SourceOptions {
   public static SourceOptions defaults() {
     Native.load();
     long[] ms = new long[4];
-    int rc = Native.oauth_lock_source_options_default(ms);
-    if (rc != 0) {
-      throw OAuthLockException.last(rc);
-    }
+    long[] error = new long[1];
+    OAuthLockException.check(Native.oauth_lock_source_options_default_e(ms, error), error);
     return new SourceOptions(ms);
   }
 

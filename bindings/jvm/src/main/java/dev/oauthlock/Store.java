@@ -48,10 +48,8 @@ public final class Store implements AutoCloseable {
   private static Store open(byte[] dir) {
     Native.load();
     long[] out = new long[1];
-    int rc = Native.oauth_lock_store_new(dir, out);
-    if (rc != 0) {
-      throw OAuthLockException.last(rc);
-    }
+    long[] error = new long[1];
+    OAuthLockException.check(Native.oauth_lock_store_new_e(dir, out, error), error);
     return new Store(out[0]);
   }
 
@@ -62,8 +60,9 @@ public final class Store implements AutoCloseable {
   /** The store's directory (canonical path). */
   public Path dir() {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_dir(address(), out));
+      OAuthLockException.check(Native.oauth_lock_store_dir_e(address(), out, error), error);
       return Path.of(Native.takeString(out[0]));
     } finally {
       Reference.reachabilityFence(this);
@@ -73,8 +72,10 @@ public final class Store implements AutoCloseable {
   /** The record file of {@code key}, whether or not it exists. */
   public Path pathOf(String key) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_path_of(address(), Native.cString(key), out));
+      OAuthLockException.check(
+          Native.oauth_lock_store_path_of_e(address(), Native.cString(key), out, error), error);
       return Path.of(Native.takeString(out[0]));
     } finally {
       Reference.reachabilityFence(this);
@@ -93,8 +94,10 @@ public final class Store implements AutoCloseable {
   /** As {@link #source(String)}, tuned by {@code options}. */
   public TokenSource source(String key, SourceOptions options) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_source_new(address(), Native.cString(key), opts(options), out));
+      OAuthLockException.check(Native.oauth_lock_source_new_e(
+          address(), Native.cString(key), opts(options), out, error), error);
       return new TokenSource(out[0], key);
     } finally {
       Reference.reachabilityFence(this);
@@ -109,10 +112,11 @@ public final class Store implements AutoCloseable {
   /** As {@link #source(String, OAuth2Config)}, tuned by {@code options}. */
   public TokenSource source(String key, OAuth2Config config, SourceOptions options) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_source_new_oauth2(
+      OAuthLockException.check(Native.oauth_lock_source_new_oauth2_e(
           address(), Native.cString(key), config == null ? null : Native.cString(config.json()),
-          opts(options), out));
+          opts(options), out, error), error);
       return new TokenSource(out[0], key);
     } finally {
       Reference.reachabilityFence(this);
@@ -130,14 +134,15 @@ public final class Store implements AutoCloseable {
       throw OAuthLockException.of(Code.NULL_PARAMETER, "the refresher is null", key, null, null);
     }
     long[] out = new long[1];
+    long[] error = new long[1];
     com.sun.jna.Pointer userdata = Callbacks.register(refresher);
     try {
-      int rc = Native.oauth_lock_source_new_callback(
+      int rc = Native.oauth_lock_source_new_callback_e(
           address(), Native.cString(key), Callbacks.REFRESH, userdata, Callbacks.FREE,
-          opts(options), out);
+          opts(options), out, error);
       if (rc != 0) {
         Callbacks.unregister(userdata); // on failure the caller still owns userdata
-        throw OAuthLockException.last(rc);
+        throw OAuthLockException.of(rc, error[0]);
       }
       return new TokenSource(out[0], key);
     } finally {
@@ -153,9 +158,11 @@ public final class Store implements AutoCloseable {
    * with one that has none fails with {@link Code#DOWNGRADE}. Returns the new status.
    */
   public Status save(String key, String credentialJson, boolean allowDowngrade) {
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_save(
-          address(), Native.cString(key), Native.cString(credentialJson), allowDowngrade ? 1 : 0));
+      OAuthLockException.check(Native.oauth_lock_store_save_e(
+          address(), Native.cString(key), Native.cString(credentialJson), allowDowngrade ? 1 : 0,
+          error), error);
     } finally {
       Reference.reachabilityFence(this);
     }
@@ -175,8 +182,10 @@ public final class Store implements AutoCloseable {
   /** Removes the credential (a logout); whether there was one. */
   public boolean clear(String key) {
     byte[] existed = new byte[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_clear(address(), Native.cString(key), existed));
+      OAuthLockException.check(
+          Native.oauth_lock_store_clear_e(address(), Native.cString(key), existed, error), error);
       return existed[0] != 0;
     } finally {
       Reference.reachabilityFence(this);
@@ -186,8 +195,10 @@ public final class Store implements AutoCloseable {
   /** What is known about {@code key}, without locking or refreshing. */
   public Status status(String key) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_status(address(), Native.cString(key), out));
+      OAuthLockException.check(
+          Native.oauth_lock_store_status_e(address(), Native.cString(key), out, error), error);
       return Status.parse(Native.takeString(out[0]));
     } finally {
       Reference.reachabilityFence(this);
@@ -197,9 +208,10 @@ public final class Store implements AutoCloseable {
   /** The status of every credential in the store, ordered by key. */
   public List<Status> list() {
     long[] out = new long[1];
+    long[] error = new long[1];
     String json;
     try {
-      check(Native.oauth_lock_store_list(address(), out));
+      OAuthLockException.check(Native.oauth_lock_store_list_e(address(), out, error), error);
       json = Native.takeString(out[0]);
     } finally {
       Reference.reachabilityFence(this);
@@ -216,8 +228,10 @@ public final class Store implements AutoCloseable {
   /** Forces one refresh with the record's own config, proving the refresh token works. */
   public AccessToken verify(String key) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      check(Native.oauth_lock_store_verify(address(), Native.cString(key), out));
+      OAuthLockException.check(
+          Native.oauth_lock_store_verify_e(address(), Native.cString(key), out, error), error);
       return AccessToken.take(out[0]);
     } finally {
       Reference.reachabilityFence(this);
@@ -233,12 +247,6 @@ public final class Store implements AutoCloseable {
   @Override
   public String toString() {
     return "Store[" + dir() + "]";
-  }
-
-  static void check(int rc) {
-    if (rc != 0) {
-      throw OAuthLockException.last(rc);
-    }
   }
 
   private static long[] opts(SourceOptions options) {

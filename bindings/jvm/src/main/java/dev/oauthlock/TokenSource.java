@@ -43,6 +43,11 @@ public final class TokenSource implements AutoCloseable {
     this.key = key;
   }
 
+  /** The native source's address (for the tests of the C calls). */
+  long address() {
+    return resources.source.get("TokenSource");
+  }
+
   /** The credential's key. */
   public String key() {
     return key;
@@ -54,8 +59,10 @@ public final class TokenSource implements AutoCloseable {
    */
   public AccessToken accessToken() {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      Store.check(Native.oauth_lock_source_access_token(resources.source.get("TokenSource"), out));
+      OAuthLockException.check(Native.oauth_lock_source_access_token_e(
+          resources.source.get("TokenSource"), out, error), error);
       return adopt(out[0]);
     } finally {
       Reference.reachabilityFence(this);
@@ -68,9 +75,10 @@ public final class TokenSource implements AutoCloseable {
       throw OAuthLockException.of(Code.NULL_PARAMETER, "the duration is null", key, null, null);
     }
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      Store.check(Native.oauth_lock_source_access_token_valid_for(
-          resources.source.get("TokenSource"), atLeast.toMillis(), out));
+      OAuthLockException.check(Native.oauth_lock_source_access_token_valid_for_e(
+          resources.source.get("TokenSource"), atLeast.toMillis(), out, error), error);
       return adopt(out[0]);
     } finally {
       Reference.reachabilityFence(this);
@@ -83,9 +91,10 @@ public final class TokenSource implements AutoCloseable {
    */
   public AccessToken reject(String rejectedToken) {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      Store.check(Native.oauth_lock_source_reject(
-          resources.source.get("TokenSource"), Native.cString(rejectedToken), out));
+      OAuthLockException.check(Native.oauth_lock_source_reject_e(
+          resources.source.get("TokenSource"), Native.cString(rejectedToken), out, error), error);
       return adopt(out[0]);
     } finally {
       Reference.reachabilityFence(this);
@@ -100,8 +109,11 @@ public final class TokenSource implements AutoCloseable {
   /** Forces one refresh, proving the refresh token works (it rotates it). */
   public AccessToken verify() {
     long[] out = new long[1];
+    long[] error = new long[1];
     try {
-      Store.check(Native.oauth_lock_source_verify(resources.source.get("TokenSource"), out));
+      OAuthLockException.check(
+          Native.oauth_lock_source_verify_e(resources.source.get("TokenSource"), out, error),
+          error);
       return adopt(out[0]);
     } finally {
       Reference.reachabilityFence(this);
