@@ -175,8 +175,9 @@ typedef struct oauth_lock_source_options {
   uint64_t refresh_margin_ms;
   // Longest wait for the credential's lock before `OAUTH_LOCK_BUSY`. Default 35000.
   uint64_t lock_timeout_ms;
-  // Longest a refresher (HTTP or callback) may take before `OAUTH_LOCK_TRANSIENT`.
-  // Default 30000.
+  // Longest the callers wait for a refresher (HTTP or callback) before
+  // `OAUTH_LOCK_TRANSIENT` (the refresh itself keeps the lock up to 4000 ms longer and
+  // commits a late answer). Default 30000.
   uint64_t refresh_timeout_ms;
   // How often the hot path checks the record file for another process's login or
   // logout. Default 1000.
@@ -209,8 +210,11 @@ typedef struct oauth_lock_source_options {
 // It runs under the credential's lock, on a thread of the library's (never the caller's),
 // and may run on several threads at once for different keys; it must not call
 // `oauth_lock_*` functions on the same key (that would wait on itself until the refresh
-// timeout). A callback that never returns is abandoned after the source's
-// `refresh_timeout_ms` with `OAUTH_LOCK_TRANSIENT`, but keeps its thread until it returns.
+// timeout). A callback still running at the source's `refresh_timeout_ms` gives its callers
+// `OAUTH_LOCK_TRANSIENT`, but the refresh keeps the credential's lock until the callback
+// returns (at most 4 s longer) and commits a late answer, so no other process sends the same
+// refresh token meanwhile; a callback still running after that is abandoned (it keeps its
+// thread until it returns, and its answer is ignored).
 typedef int (*oauth_lock_refresh_callback)(void *userdata,
                                            const char *credential_json,
                                            struct oauth_lock_answer *answer);

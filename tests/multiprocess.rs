@@ -224,7 +224,11 @@ fn malformed_or_failing_token_responses_are_transient_and_keep_the_record() {
         assert_eq!(mock.stat("refreshes"), 0);
         let requests = mock.stat("token_requests");
         assert_eq!(run(&dir, &["token", "t"]).status.code(), Some(14));
-        assert_eq!(mock.stat("token_requests"), requests, "{switch}: backing off");
+        assert_eq!(
+            mock.stat("token_requests"),
+            requests,
+            "{switch}: backing off"
+        );
     }
 }
 

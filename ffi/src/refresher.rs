@@ -43,8 +43,11 @@ pub struct oauth_lock_answer {
 /// It runs under the credential's lock, on a thread of the library's (never the caller's),
 /// and may run on several threads at once for different keys; it must not call
 /// `oauth_lock_*` functions on the same key (that would wait on itself until the refresh
-/// timeout). A callback that never returns is abandoned after the source's
-/// `refresh_timeout_ms` with `OAUTH_LOCK_TRANSIENT`, but keeps its thread until it returns.
+/// timeout). A callback still running at the source's `refresh_timeout_ms` gives its callers
+/// `OAUTH_LOCK_TRANSIENT`, but the refresh keeps the credential's lock until the callback
+/// returns (at most 4 s longer) and commits a late answer, so no other process sends the same
+/// refresh token meanwhile; a callback still running after that is abandoned (it keeps its
+/// thread until it returns, and its answer is ignored).
 pub type oauth_lock_refresh_callback = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,

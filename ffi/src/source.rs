@@ -49,8 +49,9 @@ pub struct oauth_lock_source_options {
     pub refresh_margin_ms: u64,
     /// Longest wait for the credential's lock before `OAUTH_LOCK_BUSY`. Default 35000.
     pub lock_timeout_ms: u64,
-    /// Longest a refresher (HTTP or callback) may take before `OAUTH_LOCK_TRANSIENT`.
-    /// Default 30000.
+    /// Longest the callers wait for a refresher (HTTP or callback) before
+    /// `OAUTH_LOCK_TRANSIENT` (the refresh itself keeps the lock up to 4000 ms longer and
+    /// commits a late answer). Default 30000.
     pub refresh_timeout_ms: u64,
     /// How often the hot path checks the record file for another process's login or
     /// logout. Default 1000.

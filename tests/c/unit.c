@@ -57,6 +57,43 @@ static void drop_snap(snapshot *s) {
     if (!unchanged(&(s))) FAIL("the record %s changed", (s).path);                        \
   } while (0)
 
+/* After a failed refresh the record keeps every token field line for line; what was added
+ * is the shared backoff (DESIGN.md §4 step 9), with the generation and writer of that write. */
+static int only_backoff_added(snapshot *s) {
+  static const char *kept[] = {"\"access_token\"", "\"refresh_token\"", "\"expires_at_ms\"",
+                               "\"issued_at_ms\"",  "\"state\"",         "\"last_error\"",
+                               "\"key\""};
+  size_t len = 0;
+  char *now = read_file(s->path, &len);
+  int ok = now != NULL && s->bytes != NULL && strstr(now, "\"backoff\"") != NULL;
+  for (const char *line = s->bytes; ok && line && *line; line = strchr(line, '\n')) {
+    if (*line == '\n') line++;
+    const char *end = strchr(line, '\n');
+    size_t n = end ? (size_t)(end - line) : strlen(line);
+    for (size_t k = 0; ok && k < sizeof kept / sizeof kept[0]; k++) {
+      const char *field = strstr(line, kept[k]);
+      if (field && field < line + n && field - line <= 4) {
+        char want[4096];
+        if (n >= sizeof want) {
+          ok = 0;
+          break;
+        }
+        memcpy(want, line, n);
+        want[n] = 0;
+        ok = strstr(now, want) != NULL;
+      }
+    }
+    if (!end) break;
+  }
+  free(now);
+  return ok;
+}
+
+#define CHECK_ONLY_BACKOFF_ADDED(s)                                                       \
+  do {                                                                                    \
+    if (!only_backoff_added(&(s))) FAIL("the record %s changed beyond the backoff", (s).path); \
+  } while (0)
+
 static int save(const char *key, const char *credential) {
   return oauth_lock_store_save(store, key, credential, 0) == OAUTH_LOCK_OK;
 }
@@ -846,7 +883,7 @@ static void callback_refresher_answers(void) {
   CHECK(wait_frees(&st, 1));
 }
 
-/* Garbage from a callback is Transient, names what was wrong, and leaves the record as it
+/* Garbage from a callback is Transient, names what was wrong, and leaves the record's tokens as it
  * was (the refresh token may have been spent, so it is not marked dead either). */
 static void callback_garbage_is_transient_and_changes_nothing(void) {
   struct {
@@ -875,7 +912,7 @@ static void callback_garbage_is_transient_and_changes_nothing(void) {
     CHECK(t == NULL);
     CHECK(atomic_load(&st.calls) == 1);
     if (cases[i].how == NOT_JSON) CHECK(st.set_json_rc == OAUTH_LOCK_INVALID_ARGUMENT);
-    CHECK_UNCHANGED(s);
+    CHECK_ONLY_BACKOFF_ADDED(s);
     drop_snap(&s);
     oauth_lock_source_free(src);
     CHECK(wait_frees(&st, 1));
@@ -887,10 +924,11 @@ static void callback_terminal_codes_mark_the_record(void) {
     behaviour how;
     oauth_lock_code code;
     const char *needle, *oauth_error;
+    int dead; /* only errors about the refresh token itself kill the credential */
   } cases[] = {
-      {INVALID_GRANT, OAUTH_LOCK_INVALID_GRANT, "refresh token revoked", "invalid_grant"},
-      {TERMINAL, OAUTH_LOCK_TERMINAL, "invalid_client", "invalid_client"},
-      {JSON_ERROR, OAUTH_LOCK_TERMINAL, "access_denied", "access_denied"},
+      {INVALID_GRANT, OAUTH_LOCK_INVALID_GRANT, "refresh token revoked", "invalid_grant", 1},
+      {TERMINAL, OAUTH_LOCK_TERMINAL, "invalid_client", "invalid_client", 0},
+      {JSON_ERROR, OAUTH_LOCK_TERMINAL, "access_denied", "access_denied", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char key[32];
@@ -906,12 +944,17 @@ static void callback_terminal_codes_mark_the_record(void) {
     snprintf(want, sizeof want, "\"oauth_error\":\"%s\"", cases[i].oauth_error);
     CHECK_STR(json, want);
     oauth_lock_string_free(json);
-    /* Dead is dead once: recorded, and the next call does not ask the callback again. */
+    /* Recorded either way; the next call does not ask the callback again (dead is dead
+     * once; a client error is repeated from the record while its backoff lasts). */
     char *status = NULL;
     CHECK_OK(oauth_lock_store_status(store, key, &status));
-    CHECK_STR(status, "\"state\":\"needs_login\"");
+    CHECK_STR(status, cases[i].dead ? "\"state\":\"needs_login\"" : "\"state\":\"ok\"");
+    snprintf(want, sizeof want, "\"last_error\":{\"code\":\"%s\"", cases[i].oauth_error);
+    CHECK_STR(status, want);
+    CHECK_STR(status, "\"has_refresh_token\":true");
     oauth_lock_string_free(status);
-    CHECK_CODE(oauth_lock_source_access_token(src, &t), OAUTH_LOCK_NEEDS_LOGIN, key);
+    CHECK_CODE(oauth_lock_source_access_token(src, &t),
+               cases[i].dead ? OAUTH_LOCK_NEEDS_LOGIN : cases[i].code, key);
     CHECK(atomic_load(&st.calls) == 1);
     oauth_lock_source_free(src);
     /* `st` lives on this stack: wait until the library has released it. */

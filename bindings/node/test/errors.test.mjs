@@ -98,19 +98,6 @@ test('refresh-token errors from a JS refresher are tried once, then NeedsLogin; 
     assert.equal(calls, 1, 'no second request during the backoff');
   }
 });
-    const err = await fails(() => source.accessToken(), code, 'dead', store);
-    assert.equal(err.oauthError, oauthError);
-    const marked = record(store, 'dead');
-    const old = JSON.parse(before.toString());
-    assert.equal(marked.state, 'needs_login', 'G5: recorded dead for every process');
-    assert.equal(marked.last_error.code, oauthError);
-    assert.equal(marked.refresh_token, old.refresh_token, 'tokens kept');
-    const afterMark = recordBytes(store, 'dead');
-    await fails(() => source.accessToken(), codes.NeedsLogin, 'dead', store);
-    assert.deepEqual(recordBytes(store, 'dead'), afterMark, 'unchanged by the second call');
-    assert.equal(calls, 1, 'the dead refresh token was tried once');
-  }
-});
 
 test('InvalidGrant from the provider through the built-in refresher', async () => {
   const store = new Store(tempDir());

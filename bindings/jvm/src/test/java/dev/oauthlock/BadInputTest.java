@@ -84,15 +84,27 @@ class BadInputTest {
   }
 
   /** A callback refresher's answer that fails the refresh with {@code code}. */
-  void refreshFails(Code code, Class<? extends OAuthLockException> type, Refresher refresher) {
+  /**
+   * The refresher's failure gives `code`. A transient one leaves the tokens and adds only the
+   * shared backoff. The record is then put back as it was, so that the next case reaches its
+   * refresher too; what the failure wrote is returned.
+   */
+  Map<String, Object> refreshFails(Code code, Class<? extends OAuthLockException> type,
+      Refresher refresher) throws Exception {
     SourceOptions quick = SourceOptions.defaults().refreshTimeout(Duration.ofSeconds(5));
     try (TokenSource s = store.source("k", refresher, quick)) {
       ErrorsTest.check(type, code, "k", store.pathOf("k"), s::accessToken);
     }
+    byte[] after = Files.readAllBytes(store.pathOf("k"));
+    if (code == Code.TRANSIENT) {
+      ErrorsTest.onlyBackoffAdded(before, after, code.toString());
+    }
+    Files.write(store.pathOf("k"), before);
+    return Json.parseObject(new String(after, java.nio.charset.StandardCharsets.UTF_8));
   }
 
   @Test
-  void callbackAnsweringGarbageIsTransient() {
+  void callbackAnsweringGarbageIsTransient() throws Exception {
     refreshFails(Code.TRANSIENT, OAuthLockException.Transient.class, c -> "not json at all");
     refreshFails(Code.TRANSIENT, OAuthLockException.Transient.class, c -> "{\"foo\": 1}");
     refreshFails(Code.TRANSIENT, OAuthLockException.Transient.class, c -> "[1, 2]");
@@ -102,7 +114,7 @@ class BadInputTest {
   }
 
   @Test
-  void callbackThrowingOrGivingAWrongCodeIsTransient() {
+  void callbackThrowingOrGivingAWrongCodeIsTransient() throws Exception {
     refreshFails(Code.TRANSIENT, OAuthLockException.Transient.class, c -> {
       throw new IllegalStateException("provider SDK blew up");
     });
@@ -116,8 +128,13 @@ class BadInputTest {
     });
   }
 
+  /**
+   * A callback that answers after refresh_timeout: the caller gets Transient at the timeout,
+   * but the refresh keeps the lock until the callback returns and commits its late answer
+   * (DESIGN.md §4 step 6), so a caller that asks meanwhile waits and gets it, sending nothing.
+   */
   @Test
-  void callbackThatNeverAnswersIsAbandonedAsTransient() throws Exception {
+  void callbackAnsweringLateIsTransientForTheCallerAndItsAnswerIsCommitted() throws Exception {
     SourceOptions quick = SourceOptions.defaults().refreshTimeout(Duration.ofMillis(300));
     try (TokenSource s = store.source("k", c -> {
       Thread.sleep(1000);
@@ -125,24 +142,34 @@ class BadInputTest {
     }, quick)) {
       ErrorsTest.check(OAuthLockException.Transient.class, Code.TRANSIENT, "k", null,
           s::accessToken);
+      // No refresher and no refresh config: had it to refresh, this would be InvalidArgument.
+      try (TokenSource other = store.source("k")) {
+        assertEquals("late", other.accessToken().value());
+      }
     }
-    Thread.sleep(1500); // the late answer arrives and must not be committed (checked after)
+    assertEquals("late", Json.parseObject(Files.readString(store.pathOf("k"))).get("access_token"));
+    before = Files.readAllBytes(store.pathOf("k"));
   }
 
-  /** These two mark the record needs_login (by design); its tokens stay, checked here. */
+  /**
+   * A refusal of the refresh token marks the record needs_login; a refusal of the client is
+   * recorded in last_error, and the credential stays ok. The tokens stay either way.
+   */
   @Test
   void callbackClassifiedFailures() throws Exception {
     Map<String, Object> tokens = tokens();
-    refreshFails(Code.TERMINAL, OAuthLockException.Terminal.class, c -> {
-      throw RefreshException.terminal("invalid_client", "client disabled");
-    });
-    assertEquals(tokens, tokens());
-    store.save("k", "{\"access_token\":\"at-0\",\"refresh_token\":\"rt-0\",\"expires_in\":0}");
-    refreshFails(Code.INVALID_GRANT, OAuthLockException.InvalidGrant.class,
+    Map<String, Object> client = refreshFails(Code.TERMINAL, OAuthLockException.Terminal.class,
+        c -> {
+          throw RefreshException.terminal("invalid_client", "client disabled");
+        });
+    assertEquals("ok", client.get("state"));
+    assertEquals("invalid_client", ((Map<?, ?>) client.get("last_error")).get("code"));
+    assertEquals(tokens, Map.of("a", client.get("access_token"), "r", client.get("refresh_token")));
+    Map<String, Object> dead = refreshFails(Code.INVALID_GRANT,
+        OAuthLockException.InvalidGrant.class,
         c -> "{\"error\": \"invalid_grant\", \"error_description\": \"spent\"}");
-    assertEquals(tokens, tokens());
-    store.save("k", "{\"access_token\":\"at-0\",\"refresh_token\":\"rt-0\",\"expires_in\":0}");
-    before = Files.readAllBytes(store.pathOf("k"));
+    assertEquals("needs_login", dead.get("state"));
+    assertEquals(tokens, Map.of("a", dead.get("access_token"), "r", dead.get("refresh_token")));
   }
 
   Map<String, Object> tokens() throws Exception {

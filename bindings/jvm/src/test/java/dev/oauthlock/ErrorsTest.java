@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -60,6 +61,24 @@ class ErrorsTest {
 
   byte[] record(String key) throws Exception {
     return Files.readAllBytes(store.pathOf(key));
+  }
+
+  /** A record without what a failed refresh adds: the shared backoff, with that write's stamp. */
+  static Map<String, Object> lasting(byte[] record) {
+    Map<String, Object> m =
+        new java.util.HashMap<>(Json.parseObject(new String(record, StandardCharsets.UTF_8)));
+    for (String volatileField : java.util.List.of("generation", "updated_at_ms", "updated_by",
+        "backoff")) {
+      m.remove(volatileField);
+    }
+    return m;
+  }
+
+  /** A failed refresh changed nothing but the shared backoff (DESIGN.md §4 step 9). */
+  static void onlyBackoffAdded(byte[] before, byte[] after, String what) {
+    assertEquals(lasting(before), lasting(after), what);
+    assertTrue(Json.parseObject(new String(after, StandardCharsets.UTF_8)).get("backoff") != null,
+        what + ": a backoff was recorded");
   }
 
   Map<String, Object> tokens(String key) throws Exception {
@@ -135,7 +154,7 @@ class ErrorsTest {
               store.pathOf("k"), s::accessToken);
           assertTrue(e.retryable());
         }
-        assertArrayEquals(before, record("k"), flag);
+        onlyBackoffAdded(before, record("k"), flag);
       }
     }
   }
