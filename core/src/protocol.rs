@@ -1011,19 +1011,23 @@ impl Leader {
         let mut next = record.clone();
         let backoff =
             Backoff::after_failure(record.backoff.as_ref(), err.retry_after().map(ms_i64), now);
-        if let Error::Terminal {
-            oauth_error,
-            description,
-            ..
-        } = &err
-        {
-            events::refresh_refused(self.key(), self.path(), oauth_error);
-            next.last_error = Some(LastError {
-                code: oauth_error.clone(),
-                description: description.clone(),
-                at_ms: now,
-            });
-        }
+        // A refusal of the client is what callers hear until the backoff ends; a transient
+        // failure replaces an older refusal (it is no longer the last error).
+        next.last_error = match &err {
+            Error::Terminal {
+                oauth_error,
+                description,
+                ..
+            } => {
+                events::refresh_refused(self.key(), self.path(), oauth_error);
+                Some(LastError {
+                    code: oauth_error.clone(),
+                    description: description.clone(),
+                    at_ms: now,
+                })
+            }
+            _ => None,
+        };
         next.backoff = Some(backoff.clone());
         next.stamp(record.generation, now);
         let (record, version) = match locked.write(&next) {
