@@ -3,56 +3,20 @@
 //! every process shares after a failure, the two outcomes of a commit, listeners that run
 //! after the unlock, and margins too large for an `i64`.
 
+mod support;
+
 use oauth_lock::backend::{Backend, Committed, FsBackend, Locked, Placement, Version};
 use oauth_lock::interop::{add_listener, blocking_json_refresher, remove_listener};
 use oauth_lock::{
-    classify_oauth_error, refresher_fn, Credential, Error, ErrorCode, Key, Record, Refresher,
-    SaveOptions, SourceOptions, Store, REFRESH_TOKEN_ERRORS,
+    classify_oauth_error, refresher_fn, Error, ErrorCode, Key, Record, Refresher, SourceOptions,
+    Store, REFRESH_TOKEN_ERRORS,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
-fn save(store: &Store, key: &str, v: Value) {
-    store
-        .save_blocking(
-            key,
-            Credential::from_json(&v).unwrap(),
-            SaveOptions::default(),
-        )
-        .unwrap();
-}
-
-fn save_expired(store: &Store, key: &str) {
-    save(
-        store,
-        key,
-        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 0}),
-    );
-}
-
-fn record(store: &Store, key: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(store.path_of(key).unwrap()).unwrap()).unwrap()
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorCode {
-    r.expect_err("expected an error").code()
-}
+use std::time::{Duration, Instant};
+use support::*;
 
 /// A strict provider: it accepts only the current refresh token (a replay is counted and
 /// refused), rotates on every refresh, and counts refreshes.

@@ -7,6 +7,8 @@
 //! Each test counts the threads and descriptors of its whole process, so each runs alone, in
 //! a test process of its own.
 
+mod support;
+
 use oauth_lock::{
     refresher_fn, Credential, ErrorCode, Refresher, SaveOptions, Secret, SourceOptions, Store,
     TokenFields,
@@ -19,23 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Runs the test `name` again, alone, in a test process of its own, and there runs `body`.
-fn in_a_process_of_its_own(name: &str, body: impl FnOnce()) {
-    const ALONE: &str = "OAUTH_LOCK_TEST_ALONE";
-    if std::env::var_os(ALONE).is_some() {
-        return body();
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env(ALONE, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
-}
+use support::*;
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).unwrap().count()

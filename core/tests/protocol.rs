@@ -1,6 +1,8 @@
 //! In-process tests of the protocol (DESIGN.md §4) with callback refreshers that count
 //! their calls; the multi-process tests against the mock provider live in `/tests`.
 
+mod support;
+
 use oauth_lock::{
     refresher_fn, Credential, Error, ErrorCode, Refresher, SaveOptions, Secret, SourceOptions,
     State, Store, TokenFields,
@@ -9,43 +11,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
-fn save(store: &Store, key: &str, v: Value) {
-    store
-        .save_blocking(
-            key,
-            Credential::from_json(&v).unwrap(),
-            SaveOptions::default(),
-        )
-        .unwrap();
-}
-
-/// A credential whose access token is already expired.
-fn save_expired(store: &Store, key: &str) {
-    save(
-        store,
-        key,
-        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 0}),
-    );
-}
-
-fn record(store: &Store, key: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(store.path_of(key).unwrap()).unwrap()).unwrap()
-}
+use std::time::Duration;
+use support::*;
 
 /// A refresher that rotates like a strict provider: it refuses any refresh token but the
 /// current one (counting replays), and counts refreshes.
@@ -91,10 +58,6 @@ impl Rotating {
             }
         })
     }
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorCode {
-    r.expect_err("expected an error").code()
 }
 
 #[test]
@@ -803,27 +766,6 @@ fn list_reports_every_key_including_unreadable_ones() {
     assert_eq!(keys, ["anthropic:work", "openai", "torn"]);
     assert!(all[0].has_refresh_token && !all[1].has_refresh_token);
     assert_eq!(all[2].problem.as_ref().unwrap().code, ErrorCode::Corrupt);
-}
-
-/// Runs the test `name` again, alone, in a test process of its own, and there runs `body`.
-/// A fork copies whatever the process's other threads are doing at that instant; in this
-/// test binary those are the other tests' threads, and a child that inherits one of them
-/// half-way through queueing on a contended `parking_lot` lock (a process-wide table)
-/// crashes for a reason that is not the behaviour under test (seen once in CI).
-fn in_a_process_of_its_own(name: &str, body: impl FnOnce()) {
-    const ALONE: &str = "OAUTH_LOCK_TEST_ALONE";
-    if std::env::var_os(ALONE).is_some() {
-        return body();
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env(ALONE, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
 }
 
 #[test]
