@@ -2,7 +2,8 @@
 //! Reading one must never panic and may fail only as `Corrupt` or `UnsupportedFormat`, with a
 //! message that depends on no value in the file (so it never quotes a token); a record that
 //! reads must survive the store's rewrites (to_bytes, a refresh, a needs_login mark) with
-//! every field, and `Store::status` must report exactly what the parser decided.
+//! every field, and `Store::status` must report exactly what the parser decided (and a record
+//! of another key as `Corrupt`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -141,7 +142,20 @@ fn status_agrees_with_the_parser(data: &[u8], parsed: &oauth_lock::Result<Record
         .expect("status reports read problems, never fails on them");
     assert!(status.exists);
     match (parsed, &status.problem) {
+        // Every read checks that the record holds the key asked for (DESIGN.md §3).
+        (Ok(rec), Some(problem)) if rec.key != KEY => {
+            assert_eq!(problem.code, ErrorCode::Corrupt);
+            assert!(
+                problem
+                    .message
+                    .contains(&format!("holds key {:?}, not {KEY:?}", rec.key)),
+                "{}",
+                problem.message
+            );
+            assert_eq!(status.generation, None);
+        }
         (Ok(rec), None) => {
+            assert_eq!(rec.key, KEY, "a record of another key is reported");
             assert_eq!(status.generation, Some(rec.generation));
             assert_eq!(status.state, Some(rec.state));
             assert_eq!(status.has_refresh_token, rec.refresh_token.is_some());
