@@ -78,8 +78,11 @@ pub(crate) struct Slot {
 
 /// A rotation not yet in the store.
 struct HeldRotation {
-    /// The generation it was refreshed from; if the store moved on, it is superseded.
-    base_generation: u64,
+    /// The refresh token it was redeemed with. While the record still holds it (and is `ok`),
+    /// the rotation is the newest; a login, a logout or another rotation supersedes it. Not the
+    /// generation: a backoff another process writes moves that without touching the tokens,
+    /// and generations start again after a `clear`.
+    spent: Option<Secret>,
     record: Record,
 }
 
@@ -813,7 +816,7 @@ impl Leader {
         let mut next = record.clone();
         next.apply_refresh(fields, sent_at);
         next.stamp(record.generation, now_ms());
-        let committed = self.write_rotation(locked, record.generation, &next)?;
+        let committed = self.write_rotation(locked, &record, &next)?;
         if let (Some(m), Some(at)) = (mirror, &next.access_token) {
             if let Err(e) = m.write_back(at, next.refresh_token.as_ref(), next.expires_at_ms) {
                 tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
@@ -847,7 +850,7 @@ impl Leader {
         next.refresh_token = fields.refresh_token;
         next.refresh_token_issued_at_ms = Some(sent_at);
         next.stamp(record.generation, now_ms());
-        let committed = self.write_rotation(locked, record.generation, &next)?;
+        let committed = self.write_rotation(locked, &record, &next)?;
         events::rotation_kept(self.key(), self.path(), next.generation);
         Ok((next, committed.version))
     }
@@ -859,7 +862,7 @@ impl Leader {
     fn write_rotation(
         &self,
         locked: &mut dyn Locked,
-        base_generation: u64,
+        base: &Record,
         next: &Record,
     ) -> Result<Committed> {
         match locked.write(next) {
@@ -870,7 +873,7 @@ impl Leader {
             Err(e) => {
                 events::rotation_held(self.key(), self.path(), &e.to_string());
                 *lock(&self.slot.held) = Some(HeldRotation {
-                    base_generation,
+                    spent: base.refresh_token.clone(),
                     record: next.clone(),
                 });
                 Err(match e {
@@ -903,7 +906,8 @@ impl Leader {
     }
 
     /// Step 4's prelude: a rotation this process could not commit earlier is committed now,
-    /// unless the store moved on since (a login superseded it).
+    /// if the record still holds the refresh token it was redeemed with (else a login, a logout
+    /// or another rotation superseded it).
     fn commit_held(
         &self,
         locked: &mut dyn Locked,
@@ -913,14 +917,15 @@ impl Leader {
         let Some(held) = lock(&self.slot.held).take() else {
             return Ok((record, version));
         };
-        if held.base_generation != record.generation {
+        if record.state != State::Ok || record.refresh_token != held.spent {
             tracing::warn!(target: "oauth_lock", key = self.key(), generation = record.generation,
-                "dropped a held rotation: the record changed since it was refreshed");
+                "dropped a held rotation: the record's refresh token changed since it was redeemed");
             return Ok((record, version));
         }
         let mut next = held.record;
+        next.backoff = None;
         next.stamp(record.generation, now_ms());
-        let committed = self.write_rotation(locked, record.generation, &next)?;
+        let committed = self.write_rotation(locked, &record, &next)?;
         events::rotation_recommitted(self.key(), self.path(), next.generation);
         Ok((next, committed.version))
     }

@@ -421,6 +421,37 @@ async fn a_failed_commit_keeps_the_rotation_and_the_next_call_commits_it() {
     );
 }
 
+/// Item 6 (found by the model check): another process writing only a backoff meanwhile (it
+/// presented the spent token into a provider outage) moves the generation but not the tokens;
+/// the held rotation is still the newest and is committed, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_rotation_survives_a_backoff_another_process_wrote() {
+    let (_d, store, fail_writes, _) = flaky_store();
+    save_expired(&store, "k");
+    let provider = Strict::new();
+    let source = store.source_with("k", provider.as_refresher()).unwrap();
+    fail_writes.store(1, Ordering::SeqCst);
+    assert_eq!(code(source.access_token().await), ErrorCode::Io);
+    // Another process's step 9: generation + 1, a backoff (already over), the same tokens.
+    let mut rec = record(&store, "k");
+    rec["generation"] = json!(rec["generation"].as_u64().unwrap() + 1);
+    rec["backoff"] = json!({"until_ms": now_ms() - 1, "failures": 1});
+    std::fs::write(store.path_of("k").unwrap(), rec.to_string()).unwrap();
+    let token = source.access_token().await.unwrap();
+    assert_eq!(token.value(), "at-1", "the held rotation, committed");
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        1,
+        "no second request"
+    );
+    assert_eq!(provider.replays.load(Ordering::SeqCst), 0);
+    let rec = record(&store, "k");
+    assert_eq!(
+        (&rec["refresh_token"], &rec["backoff"]),
+        (&json!("rt-1"), &Value::Null)
+    );
+}
+
 /// Item 6: a login after the failed commit supersedes the held rotation (it is dropped, not
 /// written over the login).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
