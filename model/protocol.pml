@@ -5,25 +5,37 @@
  *
  * What a model step stands for (DESIGN.md §4 step -> core function):
  *   idle options ........... §4 1 hot path      TokenSource::cached, access_token, reject
- *   unlocked read .......... §4 2.1-2.2         Leader::run, Backend::read (backend.rs read_record)
+ *   unlocked read .......... §4 2.1-2.2         Leader::run, Backend::read (backend.rs read_record);
+ *                                               a backoff in force -> Leader::backing_off
  *   lock + locked read ..... §4 2.3-2.5         Backend::lock -> lock.rs lock_exclusive (flock),
- *                                               Locked::read, Mode::accepts
- *   present ................ §4 2.6             Leader::refresh_locked -> Refresher::refresh,
- *                                               answered by cli/src/mock_server/state.rs refresh
- *   commit ................. §4 2.7             Record::apply_refresh + stamp, Locked::write
- *                                               (backend.rs write_atomically: the rename)
- *   invalid_grant .......... §4 2.8             refresh_locked's InvalidGrant/Terminal arm
- *   transient .............. §4 2.9             refresh_locked's Transient arm (refresh_deferred)
+ *                                               Locked::read, Leader::commit_held (a rotation
+ *                                               this process holds), Mode::accepts, backing_off
+ *   present ................ §4 2.6             Leader::refresh_locked -> attempt ->
+ *                                               Refresher::refresh, answered by
+ *                                               cli/src/mock_server/state.rs refresh. The lock
+ *                                               is held until the answer is in (a late answer
+ *                                               after refresh_timeout is committed like any other)
+ *   commit ................. §4 2.7             Leader::commit -> write_rotation (Locked::write,
+ *                                               backend.rs write_atomically: the rename); a failed
+ *                                               write keeps the rotation in Slot::held
+ *   invalid_grant .......... §4 2.8             refresh_locked's refresh-token-error arm:
+ *                                               Leader::recover, mark_dead
+ *   transient, client error  §4 2.9             refresh_locked's Transient|Terminal arm:
+ *                                               Leader::defer (the backoff), deferred_or
  *   install ................ §4 "never go back"  Slot::install(record, version, authoritative)
  *   login + save ........... §4 save            Store::save_inner
- *   die .................... G6                 SIGKILL: the slot and any answer in hand are
- *                                               lost, the kernel drops the flock; restart cold
+ *   die .................... G6                 SIGKILL: the slot, any answer in hand and any
+ *                                               held rotation are lost, the kernel drops the
+ *                                               flock; restart cold
+ *   clock .................. time               access tokens go stale; a backoff runs out
  *
  * Granularity: each step is one atomic transition that touches shared state once (a read,
  * the lock, the provider, a rename). Local work next to it (deciding, installing into the
  * slot, unlocking after a rename) is folded into that step: no other process can observe
  * the difference, and a crash in between loses the same memory. A process may die before
- * any step, including while it waits for the lock.
+ * any step, including while it waits for the lock. The locked read and the recommit of a
+ * held rotation are one step: both happen under the lock, so nobody can tell them apart,
+ * and a crash between them loses the held rotation exactly as a crash before the lock does.
  *
  * Abstractions (model/README.md says more): one model process = one OS process with one slot;
  * its threads are the single flight's followers and only wait for the leader's result. A
@@ -31,29 +43,56 @@
  * initial login. Time is a clock that makes the oldest issued access token stale (all tokens
  * have one lifetime counted from the request, so they go stale in issue order); "stale" is
  * "not fresh"; whether a stale token is already past its expiry (step 9) is a free choice.
- * A record is read in one step (the rename gives readers the old or the new file, never a
- * torn one). Not modelled: mirrors, verify(), clear(), Busy, fork, the refresh margin.
+ * A backoff (§4 step 9) is one bit of the record; the clock may end it at any moment (its
+ * length is not modelled). Generations are only ever compared for equality (the revalidate
+ * stat, G4, Leader::commit_held), so the model keeps exactly those equalities, one bit per
+ * process, and not the numbers (which are printed only). A record is read in one step (the
+ * rename gives readers the old or the new file, never a torn one). Not modelled: mirrors,
+ * verify(), clear() (and the generations restarting at 1 after it), Busy, fork, the refresh
+ * margin, failed saves, an unusable answer that carries a new refresh token (rotation_kept:
+ * a commit followed by step 9, both of which are modelled).
  *
  * Switches (cpp, pass to `spin -a -DNAME`):
  *   N=<n>            processes (default 3); process 1 may also log in (save)
  *   MAXK=<k>         token pairs the provider may issue; beyond it answers
  *                    temporarily_unavailable (the search's bound; default 5)
  *   MAXCRASH, MAXREJECT, MAXSAVE   budgets per run (default 2, 1, 1)
+ *   MAXCLIENTERR     answers "client error" (invalid_client, unauthorized_client, ...: the
+ *                    provider refuses the client before it looks at the refresh token, which
+ *                    stays unspent) per run (default 1)
+ *   MAXFAIL          failed writes per run (default 1): a rename that did not happen (disk
+ *                    full, an I/O error). A failed commit is held in the process
  *   GRACE            a reuse of a spent refresh token of a live family may get the same
  *                    answer again (mock --grace; the window may also have passed)
- *   LOSS             an answer may be lost after the provider rotated (refresh_timeout fires
- *                    or the connection drops: the caller sees Transient)
+ *   LOSS             an answer may be lost after the provider rotated (a dropped connection,
+ *                    or a refresher that outlived the hard cap refresh_timeout + 4 s and whose
+ *                    request the provider had processed: the caller sees Transient)
+ *   HELD_BY_TOKEN    a held rotation is recommitted while the record still holds, in state ok,
+ *                    the refresh token it was refreshed from (the code compares generations)
  *   STRICT_G1        G1 without the documented window's exemption (expected to FAIL when
- *                    crashes are on: the window is real and reachable); STRICT_G3 and
- *                    STRICT_G5 likewise for G3 and G5
+ *                    crashes, LOSS or failed commits are on: the window is real and
+ *                    reachable); STRICT_G3 and STRICT_G5 likewise for G3 and G5
+ *   STRICT_HELD      a held rotation is dropped only when the record no longer holds, in state
+ *                    ok, the refresh token it rotated (a login or another rotation superseded
+ *                    it). Expected to FAIL with the code's generation test (see README)
  *   NAIVE_NOLOCK     the naive protocol without the lock (expected to FAIL G1)
  *   NAIVE_NOREREAD   the naive protocol with the lock but no re-read under it (expected to
  *                    FAIL G1)
  *   NAIVE_LOCKFILE   a lock that outlives a killed holder, as a lock file made with O_EXCL or
  *                    mkdir does (expected to FAIL G6: spin reports an invalid end state, the
  *                    other processes wait forever)
- *   NO_G2 .. NO_G5   leave a property out (the naive runs keep only G1, so the violation
- *                    spin reports is G1's)
+ *   NAIVE_TIMEOUT_UNLOCK  the leader may give up at refresh_timeout while its request is still
+ *                    on its way: it unlocks (after step 9) and the request reaches the provider
+ *                    later (expected to FAIL G1: a replay. The behaviour before issue 11, and
+ *                    today's behaviour past the hard cap)
+ *   NAIVE_CLIENT_DEAD     a client error marks the record needs_login like a refresh-token
+ *                    error (the behaviour before issue 11; expected to FAIL G5b)
+ *   NAIVE_IGNORE_BACKOFF  the reads do not look at the backoff (expected to FAIL the backoff
+ *                    property)
+ *   GEN_IN_STATE     the generation counter (printouts only) in the state vector, as a
+ *                    breadth-first search needs
+ *   NO_G2 .. NO_G5, NO_BACKOFF   leave a property out (the naive runs keep only G1, so the
+ *                    violation spin reports is G1's)
  */
 
 #ifndef N
@@ -71,18 +110,32 @@
 #ifndef MAXSAVE
 #define MAXSAVE 1
 #endif
+#ifndef MAXCLIENTERR
+#define MAXCLIENTERR 1
+#endif
+#ifndef MAXFAIL
+#define MAXFAIL 1
+#endif
 
 /* names for the counterexample printouts (spin -t) */
 mtype = { access_token, reject_401, fresh_token, stale_token, needs_login, rotated_to,
-          invalid_grant, unavailable, answer_not_committed, rejection_not_recorded,
-          nothing_in_hand, already_spent, not_spent };
+          invalid_grant, unavailable, client_error, answer_not_committed,
+          rejection_not_recorded, rotation_held_unsaved, nothing_in_hand, already_spent,
+          not_spent, backing_off, no_backoff };
 
 #define FRESH   1   /* Mode::Fresh  (access_token) */
 #define REJECT  2   /* Mode::Reject (reject(token) after a 401) */
 
 #define OK        1
-#define INVALID   2 /* invalid_grant: ErrorCode::InvalidGrant / Terminal */
+#define INVALID   2 /* a refresh-token error: InvalidGrant, or Terminal invalid_refresh_token... */
 #define TRANSIENT 3
+#define CLIENTERR 4 /* Terminal about the client: invalid_client, unauthorized_client, ... */
+
+#ifdef NAIVE_CLIENT_DEAD
+#define CLIENT_MARKS_DEAD 1
+#else
+#define CLIENT_MARKS_DEAD 0
+#endif
 
 /* ---- the provider (cli/src/mock_server/state.rs: State::refresh, State::login) ---- */
 byte next_k = 2;            /* the next pair it issues; pair 1 came from the first login */
@@ -95,27 +148,65 @@ byte answer[MAXK + 1];      /* the pair that redeeming k issued, replayed within
 
 /* ---- ghost state: what the properties speak about ---- */
 bit  lost[MAXK + 1];        /* the answer to redeeming k died: its receiver was killed
-                               between receive and commit (or, with LOSS, never got it) */
-byte inwin[MAXK + 1];       /* processes holding an answer to k, not yet committed */
-bit  rejected[MAXK + 1];    /* the provider answered invalid_grant to k */
-bit  dead_lost[MAXK + 1];   /* ... and its receiver was killed before recording needs_login */
+                               between receive and commit, or while holding it after a failed
+                               commit, or dropped it; or, with LOSS, it never arrived */
+byte inwin[MAXK + 1];       /* processes holding an answer to k, not yet committed (between
+                               receive and commit, or held after a failed commit) */
+bit  unsaved[MAXK + 1];     /* a process holds the answer to k after a failed commit */
+bit  rejected[MAXK + 1];    /* the provider answered a refresh-token error to k */
+bit  dead_lost[MAXK + 1];   /* ... and that was never recorded: its receiver was killed first,
+                               or the needs_login write failed */
+bit  clerr[MAXK + 1];       /* k got a client error and has not been redeemed since */
 
 /* ---- the clock: access token k is stale iff k <= stale_upto ---- */
 byte stale_upto = 0;
 #define fresh(k) ((k) > stale_upto)
 
 /* ---- the record <stem>.json: replaced by rename, so read and written in one step ---- */
-byte f_gen = 1;             /* "generation" */
+/* "generation", for the printouts only: hidden, not part of the state. What the protocol
+   does with generations is to compare them for equality, and that is kept exactly, as one bit
+   per process in the masks below (every write clears them). A breadth-first search (the
+   refutations) cannot have hidden variables: -DGEN_IN_STATE. */
+#ifdef GEN_IN_STATE
+byte f_gen = 1;
+#else
+hidden byte f_gen = 1;
+#endif
 byte f_k = 1;               /* access_token and refresh_token (pair k) */
 bit  f_dead = 0;            /* "state": "needs_login" */
+bit  f_backoff = 0;         /* "backoff" still in force (until_ms not yet reached) */
 
 /* ---- the flock on <stem>.lock: 0 = free, else the holder; it dies with its holder ---- */
 byte lock = 0;
 
-byte crashes, rejects, saves;
+/* ---- generations, as equalities (bit p-1 is process p) ---- */
+byte rdok;                  /* the leader's read is the current record (r_gen == f_gen) */
+byte seen;                  /* the slot holds the current record (c_gen == f_gen) */
+byte hbok;                  /* no write since the process's failed commit (h_base == f_gen) */
+#define bit(p) (1 << ((p) - 1))
+#define mine(mask) (((mask) & bit(me)) != 0)
+/* Locked::write / write_atomically: the rename; generation + 1, so every other read, slot
+   and held rotation is now of an older generation. The writer's read is its own write. */
+#define WROTE \
+	f_gen++; rdok = bit(me); seen = 0; hbok = 0
+#define READ \
+	rdok = rdok | bit(me)
+
+byte crashes, rejects, saves, clienterrs, fails;
+
+#ifdef NAIVE_TIMEOUT_UNLOCK
+byte inflight;              /* a request its sender gave up on, not yet at the provider */
+#endif
 
 /* Mode::accepts(record): fresh, and for reject not the token that got the 401 */
 #define accepts(dead, k) (!(dead) && fresh(k) && (mode == FRESH || (k) != bad))
+
+#ifdef NAIVE_IGNORE_BACKOFF
+#define in_backoff 0
+#else
+/* Record::backing_off(now) */
+#define in_backoff f_backoff
+#endif
 
 #ifdef NAIVE_NOLOCK
 #define LOCK   true
@@ -135,87 +226,198 @@ byte crashes, rejects, saves;
 #define DEATH_RELEASES_LOCK if :: lock == me -> lock = 0 :: else fi
 #endif
 
+/* Leader::commit_held: is the held rotation still the record's successor? The code compares
+   the generation it was refreshed from with the record's. */
+#ifdef HELD_BY_TOKEN
+#define held_current (r_k == h_sent && !r_dead)
+#else
+#define held_current mine(hbok)
+#endif
+
 /* Slot::install: an unlocked read never goes back to an older generation; a read under the
-   lock (or our own write) always wins. A needs_login record leaves no usable token. */
+   lock (or our own write) always wins. A needs_login record leaves no usable token. In the
+   model an unlocked read is never older than the slot (a read is one step, generations only
+   rise, and one model process is one leader), so both kinds install what they read. */
 #define install_auth \
-	c_gen = r_gen; c_k = (r_dead -> 0 : r_k)
-#define install_unlocked \
-	if \
-	:: (r_gen < c_gen) -> skip \
-	:: else -> install_auth \
-	fi
+	seen = (mine(rdok) -> seen | bit(me) : seen & ~bit(me)); c_k = (r_dead -> 0 : r_k)
+#define install_unlocked install_auth
 
 /* Back to the caller: temporaries cleared so that equal states compare equal. */
 #define reset \
-	r_gen = 0; r_k = 0; r_dead = 0; mode = 0; bad = 0; ans = 0; outcome = 0; \
+	rdok = rdok & ~bit(me); r_k = 0; r_dead = 0; mode = 0; bad = 0; ans = 0; outcome = 0; \
 	sent = 0; nk = 0; recovered = 0
 
 /* §4 2.1-2.2, Leader::run: the unlocked read; adopt a fresh record (not older than ours),
-   stop at needs_login with no network call, else go for the lock. */
-#define unlocked_read \
-	r_gen = f_gen; r_k = f_k; r_dead = f_dead; \
-	printf("P%d: %e: unlocked read: generation %d, pair %d, %e\n", me, \
-		(mode == FRESH -> access_token : reject_401), r_gen, r_k, \
-		(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token))); \
-	if \
-	:: r_dead -> install_unlocked; reset \
-	:: (!r_dead && r_gen >= c_gen && accepts(r_dead, r_k)) -> install_unlocked; reset \
-	:: else -> goto locking \
+   stop at needs_login with no network call; while a backoff is in force, the old token if it
+   is not yet expired, else Transient (Leader::backing_off: the slot installs the record either
+   way, so the choice only changes what the caller gets); else go for the lock. */
+inline unlocked_read()
+{
+	READ; r_k = f_k; r_dead = f_dead;
+	printf("P%d: %e: unlocked read: generation %d, pair %d, %e, %e\n", me,
+		(mode == FRESH -> access_token : reject_401), f_gen, r_k,
+		(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token)),
+		(f_backoff -> backing_off : no_backoff));
+	if
+	:: r_dead -> install_unlocked; reset
+	:: (!r_dead && accepts(r_dead, r_k)) -> install_unlocked; reset
+	:: (!r_dead && !accepts(r_dead, r_k) && in_backoff) ->
+		install_unlocked;
+		reset                                        /* reach: backoff_unlocked */
+	:: else -> goto locking
 	fi
+}
+
+/* A held rotation ends (recommitted, dropped, or gone with its process): the window closes. */
+#define unhold \
+	inwin[h_sent]--; unsaved[h_sent] = 0; h_k = 0; h_sent = 0; hbok = hbok & ~bit(me)
 
 /* SIGKILL before the next step: memory gone, the kernel drops the lock. An answer between
-   receive and commit is G3's documented window; an invalid_grant not yet recorded is G5's. */
+   receive and commit, or held after a failed commit, is G3's documented window; an
+   invalid_grant not yet recorded is G5's. */
 #define DIE \
 	:: atomic { (crashes < MAXCRASH) -> \
 		crashes++; \
 		printf("P%d: KILLED (%e)\n", me, (holding -> answer_not_committed : \
-			(rejecting -> rejection_not_recorded : nothing_in_hand))); \
+			(h_k != 0 -> rotation_held_unsaved : \
+			(rejecting -> rejection_not_recorded : nothing_in_hand)))); \
 		DEATH_RELEASES_LOCK; \
 		if :: holding -> inwin[sent]--; lost[sent] = 1; holding = 0 :: else fi; \
+		if :: h_k != 0 -> lost[h_sent] = 1; unhold :: else fi; \
 		if :: rejecting -> dead_lost[sent] = 1; rejecting = 0 :: else fi; \
-		c_gen = 0; c_k = 0; reset; \
+		seen = seen & ~bit(me); c_k = 0; reset; \
 		goto end_idle }
+
+/* The provider answers refresh token `tok` (State::refresh): `o` is the outcome, `a` the new
+   pair. A client error comes before the grant is looked at (client authentication), so the
+   refresh token stays as it was. */
+inline provide(who, tok, a, o)
+{
+	if
+	:: (clienterrs < MAXCLIENTERR) ->
+		clienterrs++; clerr[tok] = 1; o = CLIENTERR     /* reach: client_error */
+	:: spent[tok] ->                                   /* a replay */
+		if
+#ifdef GRACE
+		:: !revoked[fam[tok]] ->                        /* within the grace window */
+			a = answer[tok]; o = OK                     /* reach: grace_reuse */
+#endif
+		:: true ->                                      /* reuse detected */
+			revoked[fam[tok]] = 1; rejected[tok] = 1; o = INVALID /* reach: replay_revokes */
+		fi
+	:: (!spent[tok] && revoked[fam[tok]]) ->
+		rejected[tok] = 1; o = INVALID
+	:: (!spent[tok] && !revoked[fam[tok]] && next_k > MAXK) ->
+		o = TRANSIENT                      /* the search's bound: a 503 */
+	:: (!spent[tok] && !revoked[fam[tok]] && next_k <= MAXK) ->
+		if
+		:: clerr[tok] ->                    /* it got a client error before: still redeemable */
+			clerr[tok] = 0; printf("P%d:   (redeemed after a client error)\n", who) /* reach: redeemed_after_client_error */
+		:: else
+		fi;
+		spent[tok] = 1; fam[next_k] = fam[tok];
+#ifdef GRACE
+		answer[tok] = next_k;
+#endif
+		a = next_k; next_k++; o = OK
+#ifdef LOSS
+		;
+		if
+		:: true
+		:: true ->        /* the answer is lost (a dropped connection; a refresher past the hard cap) */
+			printf("P%d:   provider rotated to %d; the answer is lost\n", who, a);
+			lost[tok] = 1; a = 0; o = TRANSIENT        /* reach: answer_lost */
+		fi
+#endif
+	fi
+}
 
 active [N] proctype client()
 {
 	byte me = _pid + 1;
-	byte c_gen, c_k;                 /* the slot: generation and token last installed */
-	byte r_gen, r_k; bit r_dead;     /* the record the leader works on */
+	byte c_k;                        /* the slot: the token last installed (its generation:
+	                                    the mask seen) */
+	byte r_k; bit r_dead;            /* the record the leader works on (its generation: the
+	                                    mask rdok) */
 	byte mode, bad;                  /* the flight's Mode (bad = the token that got a 401) */
 	byte sent, ans, outcome;         /* the refresh token presented; the provider's answer */
 	bit  recovered;                  /* step 8: at most one race recovery */
 	byte nk;                         /* step 8: the token the re-read found */
 	bit  holding;                    /* G3's window: an answer in hand, not yet committed */
 	bit  rejecting;                  /* G5's window: invalid_grant in hand, not yet recorded */
+	byte h_k, h_sent;                /* Slot::held: a rotation (pair h_k, the answer to
+	                                    redeeming h_sent) whose commit failed; 0 = none. Its
+	                                    base generation: the mask hbok */
 
 end_idle:
 	do
 	/* §4 1: the hot path misses (no token, stale, or the revalidate stat saw another
 	   version): access_token() -> fly(Mode::Fresh) -> Leader::run */
-	:: atomic { (c_k == 0 || !fresh(c_k) || c_gen != f_gen) ->
-		mode = FRESH; unlocked_read }
+	:: atomic { (c_k == 0 || !fresh(c_k) || !mine(seen)) ->
+		mode = FRESH; unlocked_read() }
 	/* a 401 with the token the slot holds: reject(token) -> fly(Mode::Reject(token)) */
 	:: atomic { (c_k != 0 && rejects < MAXREJECT) ->
-		rejects++; mode = REJECT; bad = c_k; unlocked_read }
+		rejects++; mode = REJECT; bad = c_k; unlocked_read() }
 	/* a login: the provider starts a new family; then Store::save */
 	:: atomic { (me == 1 && saves < MAXSAVE && next_k <= MAXK) ->
 		saves++; ans = next_k; fam[ans] = ans; next_k++; goto save }
 	DIE
 	od;
 
-locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read, 2.5 (every record has a
-		   refresh token here: saves always carry one) */
+locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read (after committing a rotation this
+		   process holds), 2.5 (every record has a refresh token here: saves always carry
+		   one) */
 	if
 	:: atomic { LOCK;
 #if !defined(NAIVE_NOLOCK) && !defined(NAIVE_NOREREAD)
-		r_gen = f_gen; r_k = f_k; r_dead = f_dead;
-		printf("P%d: locked; re-read: generation %d, pair %d, %e\n", me, r_gen, r_k,
-			(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token)));
+		READ; r_k = f_k; r_dead = f_dead;
+		printf("P%d: locked; re-read: generation %d, pair %d, %e, %e\n", me, f_gen, r_k,
+			(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token)),
+			(f_backoff -> backing_off : no_backoff));
+		/* Leader::commit_held: a rotation whose commit failed is committed first, if the
+		   record is still the one it was refreshed from; else it is dropped */
+		if
+		:: (h_k != 0 && held_current) ->
+			if
+			:: true ->
+#ifndef NO_G4
+				assert(mine(rdok));
+#endif
+				WROTE; f_k = h_k; f_dead = 0; f_backoff = 0;
+				printf("P%d: commits the held rotation: generation %d, pair %d\n", me, f_gen, f_k);
+				r_k = h_k; r_dead = 0;
+				unhold                                      /* reach: held_recommitted */
+			:: (fails < MAXFAIL) ->                          /* Io again: still held */
+				fails++;
+				printf("P%d: the recommit's write fails (Io); still holds pair %d; unlocks\n", me, h_k);
+				UNLOCK; reset; goto end_idle                 /* reach: recommit_failed */
+			fi
+		:: (h_k != 0 && !held_current) ->
+			printf("P%d: drops the held pair %d (the record moved on: generation %d, pair %d)\n",
+				me, h_k, f_gen, r_k);
+#ifdef STRICT_HELD
+			/* dropped only when superseded: a login or another rotation replaced the
+			   refresh token it rotated, or the record is dead */
+			assert(f_k != h_sent || f_dead);
+#endif
+			if
+			:: (f_k == h_sent && f_dead) ->   /* another process replayed it: family revoked */
+				lost[h_sent] = 1
+			:: (f_k == h_sent && !f_dead) ->  /* not superseded: the rotation is lost for nothing */
+				lost[h_sent] = 1;
+				printf("P%d:   (its rotation is lost)\n", me) /* reach: held_dropped_live */
+			:: else
+			fi;
+			unhold                                          /* reach: held_dropped */
+		:: else
+		fi;
 		if
 		:: r_dead ->                                                /* NeedsLogin */
 			install_auth; UNLOCK; reset; goto end_idle   /* reach: needs_login_under_lock */
 		:: (!r_dead && accepts(r_dead, r_k)) ->                     /* adopted */
 			install_auth; UNLOCK; reset; goto end_idle   /* reach: adopted_under_lock */
+		:: (!r_dead && !accepts(r_dead, r_k) && in_backoff) ->      /* backing_off */
+			install_auth; UNLOCK; reset; goto end_idle   /* reach: backoff_under_lock */
 		:: else
 		fi
 #elif defined(NAIVE_NOREREAD)
@@ -225,18 +427,25 @@ locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read, 2.5 (every record h
 	DIE
 	fi;
 
-refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just read */
+refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just read; the lock
+		   is kept until its answer is in, even past refresh_timeout */
 	if
 	:: atomic {
 		sent = r_k;
 		printf("P%d: presents refresh token %d (%e)\n", me, sent,
 			(spent[sent] -> already_spent : not_spent));
 		/* G1: a redeemed refresh token is never presented again, except when the answer
-		   to its redemption died with its receiver (G3's documented window). */
+		   to its redemption died with its receiver or was lost (G3's documented window), or
+		   while another process holds it after a failed commit (the same window) */
 #ifdef STRICT_G1
 		assert(!spent[sent]);
 #else
-		assert(!spent[sent] || lost[sent]);
+		assert(!spent[sent] || lost[sent] || unsaved[sent]);
+#endif
+#if !defined(NAIVE_NOLOCK) && !defined(NAIVE_NOREREAD)
+		/* G1 for a failed commit's own process: it recommits (or drops) the rotation it
+		   holds before it presents anything, so it never presents the spent token */
+		assert(h_k == 0);
 #endif
 #ifndef NO_G2
 		/* G2: no request while the store holds a token that satisfies this caller; the
@@ -245,72 +454,71 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 #endif
 #ifndef NO_G5
 		/* G5: a rejected refresh token is recorded dead and never tried again (unless its
-		   rejecter was killed before recording it); a dead record is never refreshed. */
+		   rejection was never recorded: the rejecter was killed first, or the write failed);
+		   a dead record is never refreshed. */
 #ifdef STRICT_G5
 		assert(!rejected[sent] && !f_dead);
 #else
 		assert((!rejected[sent] || dead_lost[sent]) && !f_dead);
 #endif
 #endif
-		/* the provider: State::refresh */
-		if
-		:: spent[sent] ->                                   /* a replay */
-			if
-#ifdef GRACE
-			:: !revoked[fam[sent]] ->                        /* within the grace window */
-				ans = answer[sent]; outcome = OK           /* reach: grace_reuse */
+#ifndef NO_BACKOFF
+		/* §4 step 9: while a backoff is in force, no process presents the refresh token */
+		assert(!f_backoff);
 #endif
-			:: true ->                                       /* reuse detected */
-				revoked[fam[sent]] = 1; rejected[sent] = 1; outcome = INVALID /* reach: replay_revokes */
-			fi
-		:: (!spent[sent] && revoked[fam[sent]]) ->
-			rejected[sent] = 1; outcome = INVALID
-		:: (!spent[sent] && !revoked[fam[sent]] && next_k > MAXK) ->
-			outcome = TRANSIENT                 /* the search's bound: a 503 */
-		:: (!spent[sent] && !revoked[fam[sent]] && next_k <= MAXK) ->
-			spent[sent] = 1; fam[next_k] = fam[sent];
-#ifdef GRACE
-			answer[sent] = next_k;
-#endif
-			ans = next_k; next_k++; outcome = OK
-#ifdef LOSS
-			;
-			if
-			:: true
-			:: true ->        /* the answer is lost (refresh_timeout, a dropped connection) */
-				printf("P%d:   provider rotated to %d; the answer is lost\n", me, ans);
-				lost[sent] = 1; ans = 0; outcome = TRANSIENT /* reach: answer_lost */
-			fi
-#endif
-		fi;
+		provide(me, sent, ans, outcome);
 		printf("P%d:   provider answers %e %d\n", me,
 			(outcome == OK -> rotated_to :
-			 (outcome == INVALID -> invalid_grant : unavailable)), ans);
+			 (outcome == INVALID -> invalid_grant :
+			 (outcome == CLIENTERR -> client_error : unavailable))), ans);
 		if
 		:: outcome == OK -> inwin[sent]++; holding = 1      /* the window opens */
 		:: outcome == INVALID -> rejecting = 1
 		:: else
 		fi
 		}
+#ifdef NAIVE_TIMEOUT_UNLOCK
+	/* the request is sent, refresh_timeout fires before the answer, and the leader goes on
+	   to step 9 (backoff, unlock) while the request is still on its way (network() below) */
+	:: atomic { inflight == 0 ->
+		sent = r_k; inflight = sent;
+		printf("P%d: sends refresh token %d (%e); refresh_timeout fires, the request is still on its way\n",
+			me, sent, (spent[sent] -> already_spent : not_spent));
+		assert(!spent[sent] || lost[sent] || unsaved[sent]);
+		outcome = TRANSIENT }
+#endif
 	DIE
 	fi;
 
 	if
-	/* §4 2.7: merge, generation + 1, write_atomically (the rename is the commit), publish */
+	/* §4 2.7: merge, generation + 1, write_atomically (the rename is the commit), publish.
+	   A rename that did not happen (Io: disk full, an I/O error) keeps the rotation in the
+	   process (Slot::held) for its next leader; the caller gets Io. A rename whose directory
+	   fsync failed is committed (every process sees it): the model does not tell it apart. */
 	:: atomic { outcome == OK ->
+		if
+		:: true ->
 #ifndef NO_G4
-		/* G4: every write is based on the record it replaces (no clobbered update) */
-		assert(f_gen == r_gen);
+			/* G4: every write is based on the record it replaces (no clobbered update) */
+			assert(mine(rdok));
 #endif
-		f_gen = r_gen + 1; f_k = ans; f_dead = 0;          /* reach: commit */
-		printf("P%d: commits generation %d, pair %d; unlocks\n", me, f_gen, f_k);
-		inwin[sent]--; holding = 0;                         /* the window closes */
-		r_gen = f_gen; r_k = ans; r_dead = 0;
-		install_auth; UNLOCK; reset; goto end_idle }
+			WROTE; f_k = ans; f_dead = 0; f_backoff = 0;   /* reach: commit */
+			printf("P%d: commits generation %d, pair %d; unlocks\n", me, f_gen, f_k);
+			inwin[sent]--; holding = 0;                     /* the window closes */
+			r_k = ans; r_dead = 0;
+			install_auth; UNLOCK; reset; goto end_idle
+		:: (fails < MAXFAIL) ->
+			fails++;
+			h_k = ans; h_sent = sent; unsaved[sent] = 1; holding = 0;
+			if :: mine(rdok) -> hbok = hbok | bit(me) :: else fi;
+			printf("P%d: the commit's write fails (Io); holds pair %d from generation %d; unlocks\n",
+				me, h_k, f_gen);
+			UNLOCK; reset; goto end_idle                     /* reach: commit_failed */
+		fi }
 	/* §4 2.8: re-read; another writer's rotation is adopted (at most once), else the token
 	   is dead: write needs_login with last_error, unlock, InvalidGrant */
-	:: atomic { outcome == INVALID ->
-		r_gen = f_gen; r_dead = f_dead; nk = f_k;
+	:: atomic { (outcome == INVALID || (CLIENT_MARKS_DEAD && outcome == CLIENTERR)) ->
+		READ; r_dead = f_dead; nk = f_k;
 		if
 		:: (nk != r_k && !recovered && !r_dead) ->
 			/* a race, so nothing to record; unreachable between processes that take the lock */
@@ -321,63 +529,115 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 			fi
 		:: else -> r_k = nk; nk = 0
 		fi;
-#ifndef NO_G4
-		assert(f_gen == r_gen);
-#endif
-		f_gen = r_gen + 1; f_k = r_k; f_dead = 1; rejecting = 0; /* reach: needs_login_written */
-		printf("P%d: writes generation %d needs_login; unlocks\n", me, f_gen);
-		r_gen = f_gen; r_dead = 1;
-		install_auth; UNLOCK; reset; goto end_idle }
-	/* §4 2.9: unlock; keep the old token if the provider still takes it (refresh_deferred),
-	   else Transient */
-	:: atomic { outcome == TRANSIENT ->
-		UNLOCK;
 		if
-		:: (!r_dead && (mode == FRESH || r_k != bad)) ->
-			install_auth                                     /* reach: refresh_deferred */
-		:: true
+		:: true ->
+#ifndef NO_G4
+			assert(mine(rdok));
+#endif
+			WROTE; f_k = r_k; f_dead = 1; f_backoff = 0; rejecting = 0; /* reach: needs_login_written */
+			printf("P%d: writes generation %d needs_login; unlocks\n", me, f_gen);
+			r_dead = 1
+		:: (fails < MAXFAIL) ->          /* mark_dead's write fails: the record stays ok */
+			fails++;
+			dead_lost[sent] = 1; rejecting = 0;               /* reach: needs_login_unsaved */
+			printf("P%d: could not record needs_login (Io); unlocks\n", me)
 		fi;
-		reset; goto end_idle }
+		install_auth; UNLOCK; reset; goto end_idle }
+	/* §4 2.9, Leader::defer: a transient error or a client error (kept in last_error; the
+	   record stays ok): a backoff in the record, generation + 1 (a failed write only loses
+	   the backoff), unlock; then the old token if it is not yet expired, else the error
+	   (deferred_or: the slot installs the record either way) */
+	:: atomic { (outcome == TRANSIENT || (!CLIENT_MARKS_DEAD && outcome == CLIENTERR)) ->
+		if
+		:: true ->
+#ifndef NO_G4
+			assert(mine(rdok));
+#endif
+			WROTE; f_backoff = 1;                           /* reach: backoff_written */
+			printf("P%d: writes generation %d with a backoff (%e); unlocks\n", me, f_gen,
+				(outcome == CLIENTERR -> client_error : unavailable))
+		:: (fails < MAXFAIL) ->
+			fails++;
+			printf("P%d: could not record the backoff (Io); unlocks\n", me) /* reach: backoff_unsaved */
+		fi;
+#ifndef NO_G5
+		/* G5b, client errors: the record stays ok, with the same refresh token (redeemable
+		   again once the backoff is over) */
+		assert(outcome != CLIENTERR || (!f_dead && f_k == sent));
+#endif
+		UNLOCK; install_auth; reset; goto end_idle }        /* reach: refresh_deferred */
 	DIE
 	fi;
 
 save:	/* Store::save_inner: lock, read the current record, generation + 1, write, unlock */
 	if
 	:: atomic { LOCK;
-		r_gen = f_gen;
+		READ;
 #ifndef NO_G4
-		assert(f_gen == r_gen);
+		assert(mine(rdok));
 #endif
-		f_gen = r_gen + 1; f_k = ans; f_dead = 0;          /* reach: save */
+		WROTE; f_k = ans; f_dead = 0; f_backoff = 0;   /* reach: save */
 		printf("P%d: save: writes generation %d, pair %d (a new login)\n", me, f_gen, f_k);
-		r_gen = f_gen; r_k = ans; r_dead = 0;
+		r_k = ans; r_dead = 0;
 		install_auth; UNLOCK; reset; goto end_idle }
 	DIE
 	fi
 }
 
-/* time passes: the oldest access token that is still fresh goes stale */
+/* time passes: the oldest access token that is still fresh goes stale; a backoff runs out.
+   Once the provider is at the search's bound (it answers only 503s), a backoff no longer
+   runs out: every further round would be one more 503 and one more backoff, with a new
+   generation each time, and the search would not end. */
 active proctype clock()
 {
 end_clock:
 	do
 	:: atomic { stale_upto + 1 < next_k -> stale_upto++;
 		printf("clock: access token %d is stale\n", stale_upto) }
+	:: atomic { f_backoff && next_k <= MAXK -> f_backoff = 0;
+		printf("clock: the backoff is over\n") }                /* reach: backoff_ended */
 	od
 }
 
+#ifdef NAIVE_TIMEOUT_UNLOCK
+/* a request whose sender gave up reaches the provider later; nobody waits for its answer */
+active proctype network()
+{
+	byte t, a, o;
+end_net:
+	do
+	:: atomic { inflight != 0 -> t = inflight; inflight = 0;
+		printf("network: the abandoned request with refresh token %d reaches the provider (%e)\n",
+			t, (spent[t] -> already_spent : not_spent));
+		/* G1 where the provider receives it */
+		assert(!spent[t] || lost[t] || unsaved[t]);
+		provide(0, t, a, o);
+		if :: o == OK -> lost[t] = 1 :: else fi;
+		t = 0; a = 0; o = 0 }
+	od
+}
+#endif
+
 /* G3, no lost rotation: whenever the store holds a refresh token the provider has already
-   redeemed, the new one is in the memory of a process between receive and commit, or its
-   receiver died in exactly that window (lost). Checked in every reachable state. */
+   redeemed, the new one is in the memory of a process (between receive and commit, or held
+   after a failed commit), or it died there (lost). G5b: the record is marked dead only with a
+   refresh token the provider rejected as such (never for a client error). Checked in every
+   reachable state. */
+#if defined(STRICT_G3)
+#define INV_G3 (!spent[f_k] || inwin[f_k] > 0)
+#elif !defined(NO_G3)
+#define INV_G3 (!spent[f_k] || inwin[f_k] > 0 || lost[f_k])
+#else
+#define INV_G3 true
+#endif
+#ifndef NO_G5
+#define INV_G5 (!f_dead || rejected[f_k])
+#else
+#define INV_G5 true
+#endif
+
 active proctype invariants()
 {
 end_inv:
-#if defined(STRICT_G3)
-	atomic { !(!spent[f_k] || inwin[f_k] > 0) -> assert(!spent[f_k] || inwin[f_k] > 0) }
-#elif !defined(NO_G3)
-	atomic { !(!spent[f_k] || inwin[f_k] > 0 || lost[f_k]) ->
-		assert(!spent[f_k] || inwin[f_k] > 0 || lost[f_k]) }
-#else
-	false
-#endif
+	atomic { !(INV_G3 && INV_G5) -> assert(INV_G3); assert(INV_G5) }
 }
