@@ -67,14 +67,16 @@
  *   LOSS             an answer may be lost after the provider rotated (a dropped connection,
  *                    or a refresher that outlived the hard cap refresh_timeout + 4 s and whose
  *                    request the provider had processed: the caller sees Transient)
- *   HELD_BY_TOKEN    a held rotation is recommitted while the record still holds, in state ok,
- *                    the refresh token it was refreshed from (the code compares generations)
+ *   NAIVE_HELD_BY_GENERATION  a held rotation is recommitted only if the record's
+ *                    generation is still the one it was refreshed from (the code's first rule;
+ *                    the code now recommits while the record still holds, in state ok, the
+ *                    refresh token it was refreshed from). Expected to FAIL STRICT_HELD
  *   STRICT_G1        G1 without the documented window's exemption (expected to FAIL when
  *                    crashes, LOSS or failed commits are on: the window is real and
  *                    reachable); STRICT_G3 and STRICT_G5 likewise for G3 and G5
  *   STRICT_HELD      a held rotation is dropped only when the record no longer holds, in state
  *                    ok, the refresh token it rotated (a login or another rotation superseded
- *                    it). Expected to FAIL with the code's generation test (see README)
+ *                    it). Expected to FAIL with NAIVE_HELD_BY_GENERATION (see README)
  *   NAIVE_NOLOCK     the naive protocol without the lock (expected to FAIL G1)
  *   NAIVE_NOREREAD   the naive protocol with the lock but no re-read under it (expected to
  *                    FAIL G1)
@@ -226,9 +228,10 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 #define DEATH_RELEASES_LOCK if :: lock == me -> lock = 0 :: else fi
 #endif
 
-/* Leader::commit_held: is the held rotation still the record's successor? The code compares
-   the generation it was refreshed from with the record's. */
-#ifdef HELD_BY_TOKEN
+/* Leader::commit_held: is the held rotation still the record's successor? The code asks
+   whether the record is ok and still holds the refresh token the rotation was redeemed with
+   (HeldRotation::spent); the naive rule compared generations. */
+#ifndef NAIVE_HELD_BY_GENERATION
 #define held_current (r_k == h_sent && !r_dead)
 #else
 #define held_current mine(hbok)
