@@ -82,6 +82,13 @@ export declare function addEventListener(listener: (event: any) => void): number
 /** A trivial async call: the benchmark's yardstick for what any napi Promise costs. */
 export declare function benchNoop(): Promise<number>
 
+/**
+ * The version of the core this addon was built from (`CARGO_PKG_VERSION`; the core, this
+ * crate and the npm package all take the workspace's version). `lib/index.js` refuses to
+ * load an addon whose version differs from the package's, and exports it as `version`.
+ */
+export declare function coreVersion(): string
+
 /** The §5 code names in their stable order, so JS builds its `codes` from the core's list. */
 export declare function errorCodes(): Array<string>
 

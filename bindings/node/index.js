@@ -840,5 +840,6 @@ module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.NativeTokenSource = nativeBinding.NativeTokenSource
 module.exports.addEventListener = nativeBinding.addEventListener
 module.exports.benchNoop = nativeBinding.benchNoop
+module.exports.coreVersion = nativeBinding.coreVersion
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.removeEventListener = nativeBinding.removeEventListener

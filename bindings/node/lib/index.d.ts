@@ -2,6 +2,17 @@
 // generated types are ../index.d.ts).
 import { EventEmitter } from 'node:events';
 
+/**
+ * The package's version, e.g. `'0.1.0'`: the same as the native addon's (the core's) and the
+ * workspace's, one version for every artifact.
+ *
+ * Loading the package fails (at `import`/`require`) with an `Error` whose `code` is
+ * `ERR_OAUTH_LOCK_NO_NATIVE_BINDING` when this platform's addon is missing (the message names
+ * the platform, e.g. `linux-x64-gnu`, and the package `oauth-lock-<platform>` to install), or
+ * `ERR_OAUTH_LOCK_NATIVE_VERSION_MISMATCH` when the installed addon is of another version.
+ */
+export declare const version: string;
+
 /** Every §5 error code by name; an error's `code` is one of these values. */
 export declare const codes: {
   readonly NeedsLogin: 'ERR_OAUTH_LOCK_NEEDS_LOGIN';

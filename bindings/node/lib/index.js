@@ -5,8 +5,131 @@
 
 const { EventEmitter } = require('node:events');
 const { inspect } = require('node:util');
-const { dirname } = require('node:path');
-const native = require('../index.js');
+const { dirname, join } = require('node:path');
+const { existsSync, readFileSync } = require('node:fs');
+const pkg = require('../package.json');
+
+// Loading the addon. napi-rs's generated loader (../index.js) takes a local build
+// (`oauth-lock.<platform>.node` beside it, as scripts/build-node makes) or else the platform
+// package `oauth-lock-<platform>` that the published package names in its
+// optionalDependencies. Its own failure says only "Cannot find native binding", and it checks
+// the platform package's version only when NAPI_RS_ENFORCE_VERSION_CHECK is set; so this
+// refuses a platform package of another version before anything is loaded, and turns a
+// failure into an error that names the platform and what to do.
+
+const REPOSITORY = 'https://github.com/oauth-lock/oauth-lock';
+const BINARY = pkg.napi?.binaryName ?? 'oauth-lock';
+
+/** Whether this Linux runs on musl (as napi's loader decides it). */
+function isMusl() {
+  try {
+    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl');
+  } catch {
+    return !process.report?.getReport()?.header?.glibcVersionRuntime;
+  }
+}
+
+/** napi-rs's name of this platform: `linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`, … */
+function platformName() {
+  const { platform, arch } = process;
+  if (platform === 'linux') {
+    const libc = isMusl() ? 'musl' : 'gnu';
+    return arch === 'arm' ? `linux-arm-${libc}eabihf` : `linux-${arch}-${libc}`;
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`;
+  if (platform === 'android' && arch === 'arm') return 'android-arm-eabi';
+  return `${platform}-${arch}`;
+}
+
+/** An error thrown while loading, with a `code` and the underlying failure as `cause`. */
+function loadError(code, message, cause) {
+  const err = new Error(message);
+  err.code = code;
+  if (cause !== undefined) err.cause = cause;
+  return err;
+}
+
+/** The platform package's package.json path, or null when it is not installed. */
+function platformPackageJson(name) {
+  try {
+    return require.resolve(`${name}/package.json`);
+  } catch {
+    return null;
+  }
+}
+
+const fromSource =
+  `build the addon from source (needs Rust): in a checkout of ${REPOSITORY}, run ` +
+  '`scripts/build-node`, then install that directory (`npm install <checkout>/bindings/node`) ' +
+  'or point NAPI_RS_NATIVE_LIBRARY_PATH at the .node file it built';
+
+function loadNative() {
+  const platform = platformName();
+  const wanted = `${pkg.name}-${platform}`;
+  const localBuild = existsSync(join(__dirname, '..', `${BINARY}.${platform}.node`));
+  const override = Boolean(process.env.NAPI_RS_NATIVE_LIBRARY_PATH);
+  const manifestPath = localBuild || override ? null : platformPackageJson(wanted);
+  if (manifestPath !== null) {
+    const found = JSON.parse(readFileSync(manifestPath, 'utf8')).version;
+    if (found !== pkg.version) {
+      throw loadError(
+        'ERR_OAUTH_LOCK_NATIVE_VERSION_MISMATCH',
+        `oauth-lock ${pkg.version} cannot use ${wanted} ${found} (${dirname(manifestPath)}): ` +
+          `the native addon must be of the same version as the package. Install the matching ` +
+          `one: \`npm install ${wanted}@${pkg.version}\` (or reinstall oauth-lock, which pins it).`,
+      );
+    }
+  }
+  let binding;
+  try {
+    binding = require('../index.js');
+  } catch (err) {
+    if (!/^(Cannot find|Failed to load) native binding/.test(err?.message)) throw err;
+    const published = Object.keys(pkg.optionalDependencies ?? {})
+      .filter((name) => name.startsWith(`${pkg.name}-`))
+      .map((name) => name.slice(pkg.name.length + 1));
+    let message;
+    if (manifestPath !== null) {
+      let reason = err.message;
+      try {
+        require(wanted);
+      } catch (e) {
+        reason = e.message;
+      }
+      message =
+        `oauth-lock: the native addon for this platform (${platform}) in ${wanted} ` +
+        `(${dirname(manifestPath)}) failed to load: ${reason}. Reinstall ${wanted}@${pkg.version}, or ${fromSource}.`;
+    } else if (published.includes(platform)) {
+      message =
+        `oauth-lock: the native addon for this platform (${platform}) is missing: the package ` +
+        `${wanted} is not installed (npm installs it with oauth-lock as an optional dependency, ` +
+        `unless optional dependencies are omitted: --omit=optional, --no-optional). Install it: ` +
+        `\`npm install ${wanted}@${pkg.version}\`, or ${fromSource}.`;
+    } else {
+      message =
+        `oauth-lock: no native addon for this platform (${platform}): there is no package ` +
+        `${wanted} (prebuilt packages: ${published.length ? published.join(', ') : 'none'}). ` +
+        `Install ${wanted}@${pkg.version} if you have one, or ${fromSource}.`;
+    }
+    throw loadError('ERR_OAUTH_LOCK_NO_NATIVE_BINDING', message, err);
+  }
+  const core = binding.coreVersion();
+  if (core !== pkg.version) {
+    throw loadError(
+      'ERR_OAUTH_LOCK_NATIVE_VERSION_MISMATCH',
+      `oauth-lock ${pkg.version} loaded a native addon of version ${core}` +
+        `${localBuild ? ` (${join(dirname(__dirname), `${BINARY}.${platform}.node`)})` : ''}: ` +
+        `the addon must be of the same version as the package. Rebuild it (scripts/build-node) ` +
+        `or install ${wanted}@${pkg.version}.`,
+    );
+  }
+  return binding;
+}
+
+const native = loadNative();
+
+/** The package's version, which is the core's (the addon's) and the workspace's. */
+const version = pkg.version;
 
 // The napi errors that carry a core error start with this, followed by its JSON.
 const MARKER = 'oauth-lock-error:';
@@ -325,4 +448,5 @@ module.exports = {
   isOAuthLockError,
   codes,
   withOAuthLock,
+  version,
 };

@@ -21,6 +21,14 @@ pub use store::NativeStore;
 
 use napi_derive::napi;
 
+/// The version of the core this addon was built from (`CARGO_PKG_VERSION`; the core, this
+/// crate and the npm package all take the workspace's version). `lib/index.js` refuses to
+/// load an addon whose version differs from the package's, and exports it as `version`.
+#[napi]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
 /// A trivial async call: the benchmark's yardstick for what any napi Promise costs.
 #[napi]
 pub async fn bench_noop() -> u32 {

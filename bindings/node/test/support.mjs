@@ -1,20 +1,44 @@
 // Shared helpers of the Node tests: the oauth-lock CLI, a mock provider process, a
 // temporary store with a logged-in credential, and Node child processes.
+//
+// The same tests run in the repository (scripts/test-node: bindings/node/test/) and against an
+// installed package (scripts/test-package-node copies them into a new npm project): the
+// package under test is wherever `oauth-lock` resolves from here, the CLI is $OAUTH_LOCK_CLI,
+// and the expected version is $OAUTH_LOCK_WORKSPACE_VERSION or the repository's Cargo.toml.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const here = dirname(fileURLToPath(import.meta.url));
-export const packageDir = resolve(here, '..');
-export const repoDir = resolve(packageDir, '..', '..');
+/** The package under test: bindings/node itself, or the installed node_modules/oauth-lock. */
+export const packageDir = dirname(createRequire(import.meta.url).resolve('oauth-lock/package.json'));
+/** The repository (when the tests run from bindings/node/test). */
+export const repoDir = resolve(here, '..', '..', '..');
 
-/** The CLI that scripts/test-node built (`$OAUTH_LOCK_CLI`, else target/debug/oauth-lock). */
+/** The CLI: `$OAUTH_LOCK_CLI`, else the one scripts/test-node built (target/debug/oauth-lock). */
 export const cli =
   process.env.OAUTH_LOCK_CLI ??
   join(process.env.CARGO_TARGET_DIR ?? join(repoDir, 'target'), 'debug', 'oauth-lock');
+if (!existsSync(cli)) {
+  throw new Error(`no oauth-lock CLI at ${cli}: build it (scripts/build-node) or set OAUTH_LOCK_CLI`);
+}
+
+/** The workspace's version (Cargo.toml `[workspace.package]`), which every artifact carries. */
+export function workspaceVersion() {
+  if (process.env.OAUTH_LOCK_WORKSPACE_VERSION) return process.env.OAUTH_LOCK_WORKSPACE_VERSION;
+  const manifest = join(repoDir, 'Cargo.toml');
+  if (!existsSync(manifest)) {
+    throw new Error(`no ${manifest}: set OAUTH_LOCK_WORKSPACE_VERSION to the expected version`);
+  }
+  const section = readFileSync(manifest, 'utf8').split(/^\[workspace\.package\]$/m)[1] ?? '';
+  const match = section.split(/^\[/m)[0].match(/^version\s*=\s*"([^"]+)"/m);
+  if (!match) throw new Error(`${manifest} has no [workspace.package] version`);
+  return match[1];
+}
 
 /** A running `oauth-lock mock-server`; `close()` kills it. */
 export async function startMock(args = []) {
