@@ -2,7 +2,10 @@ package dev.oauthlock;
 
 import com.sun.jna.Callback;
 import com.sun.jna.NativeLibrary;
+import com.sun.jna.Platform;
 import com.sun.jna.Pointer;
+import java.io.File;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -22,13 +25,52 @@ final class Native {
 
   static final String LIBRARY = "oauth_lock";
 
+  /**
+   * The resource path of the library bundled in a release jar ({@code
+   * linux-x86-64/liboauth_lock.so}: JNA's prefix for this platform), where JNA's own search
+   * would look last. (Before the static block, which reads it.)
+   */
+  static final String RESOURCE =
+      Platform.RESOURCE_PREFIX + "/" + System.mapLibraryName(LIBRARY);
+
+  /** The loaded library (see {@link #library()}). */
+  static final NativeLibrary LIB;
+
   static {
     if (com.sun.jna.Native.POINTER_SIZE != 8) {
       throw new UnsatisfiedLinkError("oauth-lock's JVM binding needs a 64-bit JVM");
     }
-    com.sun.jna.Native.register(Native.class, NativeLibrary.getInstance(LIBRARY));
+    LIB = library();
+    com.sun.jna.Native.register(Native.class, LIB);
     // Must precede the first store: the records this process writes say "java".
     oauth_lock_set_client_lang(cString("java"));
+  }
+
+  /**
+   * {@code liboauth_lock}: where {@code -Djna.library.path} is set (the dev build and its
+   * tests), JNA's search, which tries that path first. Otherwise the library bundled in this
+   * jar at {@link #RESOURCE}, extracted by JNA, so that the Java code and the library are
+   * always of one release and a {@code liboauth_lock.so} of another version elsewhere on the
+   * system's library path is not picked up. A jar without it (the dev jar) falls back to JNA's
+   * search: the system's library path ({@code LD_LIBRARY_PATH}, ...).
+   */
+  private static NativeLibrary library() {
+    String path = System.getProperty("jna.library.path");
+    ClassLoader loader = Native.class.getClassLoader();
+    boolean bundled = loader != null && loader.getResource(RESOURCE) != null;
+    if ((path == null || path.isEmpty()) && bundled) {
+      File file;
+      try {
+        file = com.sun.jna.Native.extractFromResourcePath(LIBRARY, loader);
+      } catch (IOException e) {
+        UnsatisfiedLinkError error =
+            new UnsatisfiedLinkError("cannot extract " + RESOURCE + " from the jar: " + e);
+        error.initCause(e);
+        throw error;
+      }
+      return NativeLibrary.getInstance(file.getAbsolutePath());
+    }
+    return NativeLibrary.getInstance(LIBRARY);
   }
 
   /** Forces loading (and the client language) before any other call. */
