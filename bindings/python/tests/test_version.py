@@ -71,9 +71,7 @@ def test_the_c_abi_has_the_same_version() -> None:
     if lib is None:
         # Under CI a missing component fails the run; by hand it may be absent.
         missing = "no liboauth_lock.so (set OAUTH_LOCK_C_LIB or run scripts/build-c)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(missing)
     # In a child process: the C library carries its own copy of the core.
     code = (
         "import ctypes, sys\n"
