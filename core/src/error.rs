@@ -128,8 +128,13 @@ pub enum Error {
         /// How long the provider asked us to wait (its `Retry-After`), when it said.
         retry_after: Option<std::time::Duration>,
     },
-    #[error("{ctx}: the lock was not obtained within {waited_ms} ms")]
-    Busy { ctx: Context, waited_ms: u64 },
+    #[error("{ctx}: the lock was not obtained within {waited_ms} ms{}", held_by(.foreign))]
+    Busy {
+        ctx: Context,
+        waited_ms: u64,
+        /// The other program's lock that was held (a mirror's, DESIGN.md §6.1), if not ours.
+        foreign: Option<String>,
+    },
     #[error("{ctx}: refused to replace a credential that has a refresh token with one that has none (pass allow_downgrade to force)")]
     Downgrade { ctx: Context },
     #[error("{ctx}: the record is corrupt: {reason}")]
@@ -150,6 +155,13 @@ pub enum Error {
         "{ctx}: insecure token URL {url:?}: only https, or http to a loopback address, is allowed"
     )]
     Insecure { ctx: Context, url: String },
+}
+
+fn held_by(foreign: &Option<String>) -> String {
+    match foreign {
+        Some(lock) => format!(" ({lock})"),
+        None => String::new(),
+    }
 }
 
 fn desc(d: &Option<String>) -> String {

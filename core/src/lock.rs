@@ -381,6 +381,7 @@ fn wait_for_handoff(
                     path: Some(PathBuf::from(path)),
                 },
                 waited_ms: started.elapsed().as_millis() as u64,
+                foreign: None,
             });
         }
         let cv = queue.cv.clone();
