@@ -63,6 +63,12 @@ pub struct MockOptions {
     /// Required client secret (HTTP Basic or client_secret in the body); none if unset
     #[arg(long)]
     pub client_secret: Option<String>,
+    /// Issue access tokens shaped like a JWT, as OpenAI's (Codex reads the expiry from the
+    /// token): `base64url(header).base64url({"exp", "iat", "jti"}).base64url(signature)`,
+    /// unpadded; `exp` in Unix seconds, rounded down so that a client never thinks a token
+    /// lives longer than the provider accepts it
+    #[arg(long)]
+    pub jwt: bool,
 }
 
 /// Which token request bodies the provider accepts.
@@ -289,7 +295,7 @@ fn is_nth(number: u64, every: u64) -> bool {
 
 /// `POST /login`: a login without the ceremony, for tests and the demo.
 async fn login(Shared(app): Shared<Arc<App>>) -> Response {
-    let issued = app.state().login(app.opts.lifetime, Instant::now());
+    let issued = app.state().login(&app.opts, Instant::now());
     wire::token_response(&issued, app.opts.lifetime)
 }
 

@@ -2,7 +2,7 @@
 //! behind one lock so that every request sees the effects of the ones before it.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::wire::{Grant, OAuthError};
 use super::{MockOptions, Stats};
@@ -67,7 +67,7 @@ impl State {
         now: Instant,
     ) -> Result<Issued, OAuthError> {
         let outcome = request.and_then(|grant| match grant {
-            Grant::NewFamily => Ok(self.login(opts.lifetime, now)),
+            Grant::NewFamily => Ok(self.login(opts, now)),
             Grant::Refresh(presented) => self.refresh(&presented, opts, now),
         });
         if let Err(error) = &outcome {
@@ -81,11 +81,11 @@ impl State {
     }
 
     /// Starts a new token family, as a completed login does.
-    pub(super) fn login(&mut self, lifetime: Duration, now: Instant) -> Issued {
+    pub(super) fn login(&mut self, opts: &MockOptions, now: Instant) -> Issued {
         self.stats.logins += 1;
         let family = uuid_v4();
         let refresh_token = self.new_refresh_token(&family);
-        self.issue(family, Some(refresh_token), lifetime, now)
+        self.issue(family, Some(refresh_token), opts, now)
     }
 
     fn refresh(
@@ -117,10 +117,10 @@ impl State {
         }
         self.stats.refreshes += 1;
         if opts.no_rotate {
-            return Ok(self.issue(family, None, opts.lifetime, now));
+            return Ok(self.issue(family, None, opts, now));
         }
         let rotated = self.new_refresh_token(&family);
-        let answer = self.issue(family, Some(rotated), opts.lifetime, now);
+        let answer = self.issue(family, Some(rotated), opts, now);
         if let Some(token) = self.refresh_tokens.get_mut(presented) {
             token.spent = Some(Spent {
                 at: now,
@@ -179,13 +179,17 @@ impl State {
         &mut self,
         family: String,
         refresh_token: Option<String>,
-        lifetime: Duration,
+        opts: &MockOptions,
         now: Instant,
     ) -> Issued {
-        let access_token = new_token("at", &family);
+        let access_token = if opts.jwt {
+            new_jwt(SystemTime::now(), opts.lifetime)
+        } else {
+            new_token("at", &family)
+        };
         let record = AccessToken {
             family: family.clone(),
-            expires_at: now.checked_add(lifetime),
+            expires_at: now.checked_add(opts.lifetime),
         };
         self.access_tokens.insert(access_token.clone(), record);
         Issued {
@@ -200,6 +204,48 @@ impl State {
 /// and carries 128 random bits.
 fn new_token(kind: &str, family: &str) -> String {
     format!("{kind}-{family}-{:032x}", rand::random::<u128>())
+}
+
+/// An access token shaped like a JWT (RFC 7519) with the claims a client reads the expiry
+/// from: `exp` (Unix seconds, rounded down: never later than the provider's own expiry),
+/// `iat`, and a random `jti` that keeps every token unique. The signature is random bytes:
+/// nobody but this provider checks it, and it checks by looking the whole token up.
+pub(super) fn new_jwt(issued_at: SystemTime, lifetime: Duration) -> String {
+    let since_epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let iat = since_epoch(issued_at).as_secs();
+    let exp = issued_at
+        .checked_add(lifetime)
+        .map_or(u64::MAX, |t| since_epoch(t).as_secs());
+    let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let payload = format!(
+        r#"{{"exp":{exp},"iat":{iat},"jti":"{:032x}"}}"#,
+        rand::random::<u128>()
+    );
+    let signature: [u8; 32] = rand::random();
+    format!(
+        "{}.{}.{}",
+        base64url(header.as_bytes()),
+        base64url(payload.as_bytes()),
+        base64url(&signature)
+    )
+}
+
+/// Unpadded base64url (RFC 4648 §5), as JWTs use.
+pub(super) fn base64url(input: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(DIGITS[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
 }
 
 /// A random (version 4) UUID: the `account.uuid` of real providers looks like one.

@@ -4,6 +4,7 @@ use clap::{CommandFactory, Parser};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
+use super::state::base64url;
 use super::wire::{base64_decode, form_decode};
 use super::{MockOptions, MockServer, Stats};
 
@@ -96,6 +97,7 @@ fn switches_are_consistent_and_default_as_documented() {
     assert_eq!(opts.body, super::BodyKind::Any);
     assert_eq!(opts.client_id, CLIENT_ID);
     assert_eq!(opts.client_secret, None);
+    assert!(!opts.jwt);
 }
 
 #[tokio::test]
@@ -620,4 +622,99 @@ fn form_decoding_is_strict() {
     assert!(form_decode(b"%zz").is_none());
     assert!(form_decode(b"%4").is_none());
     assert!(form_decode(b"%FF").is_none());
+}
+
+/// The claims of a `--jwt` access token (its middle part, unpadded base64url JSON).
+fn jwt_claims(token: &str) -> Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "three dot-separated parts");
+    let standard = |part: &str| part.replace('-', "+").replace('_', "/");
+    for part in &parts {
+        assert!(
+            !part.is_empty() && !part.contains('='),
+            "unpadded, non-empty"
+        );
+        base64_decode(&standard(part)).expect("base64url");
+    }
+    let header: Value =
+        serde_json::from_slice(&base64_decode(&standard(parts[0])).unwrap()).unwrap();
+    assert_eq!(header["typ"], "JWT");
+    serde_json::from_slice(&base64_decode(&standard(parts[1])).unwrap()).expect("JSON claims")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_carry_their_expiry_and_still_work() {
+    let server = start(&["--jwt", "--lifetime", "90s"]).await;
+    let client = Client::new();
+    let before = unix_now();
+    let first = login(&client, &server).await;
+    let second = refreshed(&client, &server, text(&first, "refresh_token")).await;
+    let after = unix_now();
+    let mut seen = std::collections::HashSet::new();
+    for tokens in [&first, &second] {
+        let access = text(tokens, "access_token");
+        assert!(seen.insert(access.to_owned()), "every access token is new");
+        let claims = jwt_claims(access);
+        let expires_in = tokens["expires_in"].as_u64().expect("whole seconds");
+        assert_eq!(expires_in, 90);
+        let (exp, iat) = (
+            claims["exp"].as_u64().unwrap(),
+            claims["iat"].as_u64().unwrap(),
+        );
+        // exp is the issue time plus expires_in, in whole seconds (rounded down).
+        assert!(
+            before <= iat && iat <= after,
+            "iat {iat} within [{before}, {after}]"
+        );
+        assert_eq!(exp, iat + expires_in);
+        assert_eq!(claims["jti"].as_str().unwrap().len(), 32);
+        assert_eq!(resource(&client, &server, access).await, StatusCode::OK);
+    }
+    assert_ne!(
+        jwt_claims(text(&first, "access_token"))["jti"],
+        jwt_claims(text(&second, "access_token"))["jti"]
+    );
+    // Refresh tokens are not JWTs: only the access token changes shape.
+    assert!(text(&second, "refresh_token").starts_with("rt-"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_jwt_is_refused_once_past_its_lifetime() {
+    let server = start(&["--jwt", "--lifetime", "300ms"]).await;
+    let client = Client::new();
+    let tokens = login(&client, &server).await;
+    let access = text(&tokens, "access_token");
+    assert_eq!(resource(&client, &server, access).await, StatusCode::OK);
+    // A fractional lifetime: exp rounds down, never past the provider's own expiry.
+    let claims = jwt_claims(access);
+    assert!(claims["exp"].as_u64().unwrap() <= unix_now() + 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        resource(&client, &server, access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn base64url_encodes_unpadded_with_the_url_alphabet() {
+    assert_eq!(base64url(b""), "");
+    assert_eq!(base64url(b"a"), "YQ");
+    assert_eq!(base64url(b"ab"), "YWI");
+    assert_eq!(base64url(b"abc"), "YWJj");
+    assert_eq!(base64url(b"oauth:lock"), "b2F1dGg6bG9jaw");
+    assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    for n in 0..40u8 {
+        let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+        let standard = base64url(&bytes).replace('-', "+").replace('_', "/");
+        assert_eq!(base64_decode(&standard).unwrap(), bytes);
+    }
 }
