@@ -34,6 +34,7 @@ mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interop;
+mod keepalive;
 mod key;
 pub mod lock;
 mod mirror;
@@ -46,16 +47,19 @@ mod store;
 mod tokens;
 
 pub use error::{Context, Error, ErrorCode, Result, REFRESH_TOKEN_ERRORS};
+pub use keepalive::{
+    Keepalive, KeepaliveAction, KeepaliveOptions, KeepalivePass, KeepaliveReport,
+};
 pub use key::Key;
 pub use mirror::{MirrorConfig, MirrorShape};
-pub use protocol::{SourceOptions, TokenSource, LATE_ANSWER_WINDOW};
+pub use protocol::{MirrorSync, SourceOptions, TokenSource, LATE_ANSWER_WINDOW};
 pub use record::{Backoff, LastError, Record, State, UpdatedBy, FORMAT};
 pub use refresher::{
     classify_oauth_error, refresher_fn, Body, ClientAuth, OAuth2, OAuth2Config, Refresher,
 };
 pub use runtime::set_client_lang;
 pub use secret::{fingerprint, Secret};
-pub use store::{Credential, Problem, SaveOptions, Status, Store};
+pub use store::{Credential, ImportOptions, Problem, SaveOptions, Status, Store};
 pub use tokens::{AccessToken, TokenFields};
 
 /// The README's Rust examples, compiled as doc tests so that they keep working as written.

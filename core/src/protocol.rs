@@ -5,7 +5,7 @@ use crate::backend::{Backend, Committed, Locked, Version};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
-use crate::mirror::{MirrorConfig, MirrorTokens};
+use crate::mirror::{MirrorConfig, MirrorRead, MirrorTokens};
 use crate::record::{Backoff, LastError, Record, State};
 use crate::refresher::{OAuth2, OAuth2Config, Refresher};
 use crate::runtime::{self, ms_i64, now_ms};
@@ -35,6 +35,10 @@ pub struct SourceOptions {
     /// the refresher has really ended, at most [`LATE_ANSWER_WINDOW`] longer, and commits a
     /// late good answer, so that nobody sends the same refresh token meanwhile.
     pub refresh_timeout: Duration,
+    /// Longest wait for a mirror's program's own lock (Claude Code's) before `Busy` naming it
+    /// (or the old token while it is still accepted). Default 15 s: that program holds it for
+    /// one refresh; a crashed holder's lock counts as stale after 60 s.
+    pub foreign_lock_timeout: Duration,
 }
 
 /// How long past `refresh_timeout` a refresh keeps the lock waiting for its refresher (the
@@ -50,6 +54,7 @@ impl Default for SourceOptions {
             lock_timeout: Duration::from_secs(35),
             revalidate: Duration::from_secs(1),
             refresh_timeout: Duration::from_secs(30),
+            foreign_lock_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -427,6 +432,72 @@ impl TokenSource {
         runtime::block_on(self.reject(token))
     }
 
+    /// Brings the credential's mirror (DESIGN.md §6.1) in step with the record, without a
+    /// refresh: a newer token the program rotated is adopted; a stale, missing or blanked
+    /// (logged-out stub) mirror is rewritten from the record. Takes the locks (ours, then the
+    /// program's) only when they differ. The keep-alive calls it on every pass.
+    pub async fn sync_mirror(&self) -> Result<MirrorSync> {
+        let slot = self.slot();
+        let fut = async {
+            let Some((record, _)) = slot.backend.read(&slot.key)? else {
+                return Err(Error::needs_login("no credential is stored under this key"));
+            };
+            let Some(mirror) = record.mirror.as_ref().map(MirrorConfig::from_json).transpose()?
+            else {
+                return Ok(MirrorSync::NoMirror);
+            };
+            if in_step(&mirror.read(), &record) {
+                return Ok(MirrorSync::InStep);
+            }
+            let backend = slot.backend.clone();
+            let key = slot.key.clone();
+            let timeout = self.options.lock_timeout;
+            let mut locked = tokio::task::spawn_blocking(move || backend.lock(&key, timeout))
+                .await
+                .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
+            let _foreign = mirror
+                .lock_foreign(self.options.foreign_lock_timeout)
+                .await?;
+            let Some((record, version)) = locked.read()? else {
+                return Err(Error::needs_login("no credential is stored under this key"));
+            };
+            let found = mirror.read();
+            if in_step(&found, &record) {
+                return Ok(MirrorSync::InStep);
+            }
+            match found {
+                MirrorRead::Tokens(m) if is_newer(&m, &record) => {
+                    let (next, version) =
+                        adopt_mirror(locked.as_mut(), &record, m, slot.key.as_str(), &slot.path)?;
+                    events::adopted(slot.key.as_str(), &slot.path, next.generation, true);
+                    let generation = next.generation;
+                    slot.install(next, Some(version), true);
+                    Ok(MirrorSync::Adopted { generation })
+                }
+                MirrorRead::Unreadable(why) => Ok(MirrorSync::Unreadable(why)),
+                MirrorRead::NoTokens => Ok(MirrorSync::Unreadable(
+                    "it holds no OAuth login (an API key only?); left untouched".into(),
+                )),
+                // Missing, a stub, or older than the record: the record is the truth, unless
+                // it is dead itself (then the program's stub says the same, and stays).
+                _ if record.state == State::Ok && record.access_token.is_some() => {
+                    mirror.write_back(&record)?;
+                    slot.install(record, Some(version), true);
+                    Ok(MirrorSync::Repaired)
+                }
+                _ => Ok(MirrorSync::InStep),
+            }
+        };
+        events::after_unlock(fut)
+            .await
+            .map_err(|e| slot.err(e))
+    }
+
+    /// [`sync_mirror`](Self::sync_mirror) for callers without an async runtime.
+    pub fn sync_mirror_blocking(&self) -> Result<MirrorSync> {
+        runtime::block_on(self.sync_mirror())
+    }
+
     /// [`verify`](Self::verify) for callers without an async runtime.
     pub fn verify_blocking(&self) -> Result<AccessToken> {
         runtime::block_on(self.verify())
@@ -691,6 +762,15 @@ impl Leader {
             .as_ref()
             .map(MirrorConfig::from_json)
             .transpose()?;
+        // §6.1: the program's own lock too, held until the write-back, so that it and we
+        // serialize; a busy one is a failed refresh of step 9 (the old token while it lasts).
+        let _foreign = match &mirror {
+            Some(m) => match m.lock_foreign(self.options.foreign_lock_timeout).await {
+                Ok(held) => held,
+                Err(e) => return self.deferred_or(record, Some(version), true, e),
+            },
+            None => None,
+        };
         // §6: another program rotated the token in its own file: adopt it instead of refreshing.
         if let Some(m) = mirror.as_ref().and_then(|m| newer_in_mirror(m, &record)) {
             (record, version) = self.adopt_mirror(locked, &record, m)?;
@@ -817,8 +897,8 @@ impl Leader {
         next.apply_refresh(fields, sent_at);
         next.stamp(record.generation, now_ms());
         let committed = self.write_rotation(locked, &record, &next)?;
-        if let (Some(m), Some(at)) = (mirror, &next.access_token) {
-            if let Err(e) = m.write_back(at, next.refresh_token.as_ref(), next.expires_at_ms) {
+        if let Some(m) = mirror {
+            if let Err(e) = m.write_back(&next) {
                 tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
             }
         }
@@ -1105,34 +1185,85 @@ impl Leader {
         record: &Record,
         m: MirrorTokens,
     ) -> Result<(Record, Version)> {
-        let now = now_ms();
-        let mut next = record.clone();
-        next.access_token = Some(m.access_token);
-        if m.refresh_token.is_some() {
-            next.refresh_token = m.refresh_token;
-            next.refresh_token_issued_at_ms = Some(now);
-        }
-        next.expires_at_ms = m.expires_at_ms;
-        next.issued_at_ms = None;
-        next.state = State::Ok;
-        next.last_error = None;
-        next.backoff = None;
-        next.stamp(record.generation, now);
-        let committed = locked.write(&next)?;
-        self.note_not_durable(&committed);
-        Ok((next, committed.version))
+        adopt_mirror(locked, record, m, self.key(), self.path())
     }
+}
+
+/// Takes a mirror's tokens into the record, under the lock: a new generation.
+fn adopt_mirror(
+    locked: &mut dyn Locked,
+    record: &Record,
+    m: MirrorTokens,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(Record, Version)> {
+    let now = now_ms();
+    let mut next = record.clone();
+    next.access_token = Some(m.access_token);
+    if m.refresh_token.is_some() {
+        next.refresh_token = m.refresh_token;
+        next.refresh_token_issued_at_ms = Some(now);
+    }
+    next.expires_at_ms = m.expires_at_ms;
+    next.issued_at_ms = None;
+    if m.id_token.is_some() {
+        next.id_token = m.id_token;
+    }
+    if m.scope.is_some() {
+        next.scope = m.scope;
+    }
+    next.state = State::Ok;
+    next.last_error = None;
+    next.backoff = None;
+    next.stamp(record.generation, now);
+    let committed = locked.write(&next)?;
+    if let Some(e) = &committed.not_durable {
+        events::commit_not_durable(key, path, &e.to_string());
+    }
+    Ok((next, committed.version))
 }
 
 /// The mirror's tokens if another program rotated them *past* the record: a different,
 /// non-empty refresh token with a later expiry. Merely different is not enough: a mirror
 /// that missed a write-back holds an older, spent token, and adopting it would replay it.
+/// What [`TokenSource::sync_mirror`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MirrorSync {
+    /// The credential has no mirror.
+    NoMirror,
+    /// The mirror already held the record's tokens (or the record is dead and so is it).
+    InStep,
+    /// The program had rotated the tokens: the record took them (this generation).
+    Adopted { generation: u64 },
+    /// The mirror was missing, stale or a logged-out stub: rewritten from the record.
+    Repaired,
+    /// The mirror cannot be read (the reason never quotes it); left untouched.
+    Unreadable(String),
+}
+
+/// The mirror holds the record's access and refresh tokens.
+fn in_step(found: &MirrorRead, record: &Record) -> bool {
+    match found {
+        MirrorRead::Tokens(m) => {
+            Some(&m.access_token) == record.access_token.as_ref()
+                && m.refresh_token == record.refresh_token
+        }
+        _ => false,
+    }
+}
+
+/// A blanked stub (a failed refresh of the program's) is never newer: it holds no tokens.
 fn newer_in_mirror(mirror: &MirrorConfig, record: &Record) -> Option<MirrorTokens> {
-    mirror.read().filter(|m| {
-        m.refresh_token
-            .as_ref()
-            .is_some_and(|rt| !rt.expose().is_empty() && Some(rt) != record.refresh_token.as_ref())
-            && !m.access_token.expose().is_empty()
-            && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
-    })
+    match mirror.read() {
+        MirrorRead::Tokens(m) if is_newer(&m, record) => Some(m),
+        _ => None,
+    }
+}
+
+fn is_newer(m: &MirrorTokens, record: &Record) -> bool {
+    m.refresh_token
+        .as_ref()
+        .is_some_and(|rt| !rt.expose().is_empty() && Some(rt) != record.refresh_token.as_ref())
+        && !m.access_token.expose().is_empty()
+        && m.expires_at_ms.unwrap_or(i64::MIN) > record.expires_at_ms.unwrap_or(i64::MIN)
 }

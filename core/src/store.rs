@@ -5,7 +5,7 @@ use crate::backend::{Backend, FsBackend};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
-use crate::mirror::MirrorConfig;
+use crate::mirror::{MirrorConfig, MirrorShape};
 use crate::protocol::{Slot, SourceOptions, TokenSource};
 use crate::record::{LastError, Record, State};
 use crate::refresher::{OAuth2Config, Refresher};
@@ -63,6 +63,18 @@ impl Default for SaveOptions {
     }
 }
 
+/// Options of [`Store::import`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// The key to store it under; the program's name (`claude-code`, `codex`) if `None`.
+    pub key: Option<String>,
+    /// The program's file; where the program keeps it if `None` (`$CLAUDE_CONFIG_DIR`,
+    /// `$CODEX_HOME`, else the home directory). Kept as given: a symlink stays one.
+    pub file: Option<PathBuf>,
+    /// Refresh at this token URL instead of the program's own (tests use a mock provider).
+    pub token_url: Option<String>,
+}
+
 /// A problem reading a record, as reported by `status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -91,11 +103,15 @@ pub struct Status {
     pub has_refresh_config: bool,
     /// The mirror file kept in step, if any.
     pub mirror_path: Option<PathBuf>,
+    /// Which program's file the mirror is.
+    pub mirror_shape: Option<MirrorShape>,
     pub expires_at_ms: Option<i64>,
     pub issued_at_ms: Option<i64>,
     /// When the refresh token was last rotated.
     pub refresh_token_issued_at_ms: Option<i64>,
     pub last_error: Option<LastError>,
+    /// No process refreshes before this time (a failed refresh's backoff), if set.
+    pub backoff_until_ms: Option<i64>,
     pub updated_at_ms: Option<i64>,
     pub updated_by: Option<Value>,
     pub access_token_fingerprint: Option<String>,
@@ -355,10 +371,12 @@ impl Store {
             has_refresh_token: false,
             has_refresh_config: false,
             mirror_path: None,
+            mirror_shape: None,
             expires_at_ms: None,
             issued_at_ms: None,
             refresh_token_issued_at_ms: None,
             last_error: None,
+            backoff_until_ms: None,
             updated_at_ms: None,
             updated_by: None,
             access_token_fingerprint: None,
@@ -376,11 +394,13 @@ impl Store {
                 status.has_access_token = r.access_token.is_some();
                 status.has_refresh_token = r.refresh_token.is_some();
                 status.has_refresh_config = r.refresh.is_some();
-                status.mirror_path = r
+                let mirror = r
                     .mirror
                     .as_ref()
-                    .and_then(|m| MirrorConfig::from_json(m).ok())
-                    .map(|m| m.path);
+                    .and_then(|m| MirrorConfig::from_json(m).ok());
+                status.mirror_shape = mirror.as_ref().map(|m| m.shape);
+                status.mirror_path = mirror.map(|m| m.path);
+                status.backoff_until_ms = r.backoff.as_ref().map(|b| b.until_ms);
                 status.expires_at_ms = r.expires_at_ms;
                 status.issued_at_ms = r.issued_at_ms;
                 status.refresh_token_issued_at_ms = r.refresh_token_issued_at_ms;
@@ -410,6 +430,81 @@ impl Store {
             .iter()
             .map(|k| self.status(k.as_str()))
             .collect()
+    }
+
+    /// Makes (or updates) a record from another program's credential file (DESIGN.md §6.1,
+    /// `oauth-lock import`): its tokens, the program's own refresh config (token URL, client
+    /// id, JSON body) and the file as the record's mirror, so that any process, or the
+    /// keep-alive, refreshes it under the protocol and the program finds the new tokens in its
+    /// file. A missing, unreadable, logged-out or API-key-only file is `InvalidArgument`
+    /// naming it, and nothing is written anywhere. When the record is already ahead of the
+    /// file (a rotation the file missed), the record keeps its tokens and the file is rewritten.
+    ///
+    /// ```no_run
+    /// # fn demo() -> oauth_lock::Result<()> {
+    /// use oauth_lock::{ImportOptions, MirrorShape, Store};
+    /// let store = Store::open_default()?;
+    /// let status = store.import_blocking(MirrorShape::ClaudeCode, ImportOptions::default())?;
+    /// println!("imported {} (generation {:?})", status.key, status.generation);
+    /// # Ok(()) }
+    /// ```
+    pub fn import_blocking(&self, program: MirrorShape, options: ImportOptions) -> Result<Status> {
+        let key = options
+            .key
+            .clone()
+            .unwrap_or_else(|| program.default_key().to_owned());
+        let k = Key::new(&key)?;
+        let path = self.backend.location(&k);
+        let file = match &options.file {
+            Some(f) => std::path::absolute(f).map_err(|e| Error::io("resolving the file", f, &e))?,
+            None => program.default_path()?,
+        };
+        let mirror = MirrorConfig::new(file, program);
+        let mut tokens = mirror.login().map_err(|e| e.with_context(&key, &path))?;
+        let refresh = serde_json::to_value(program.refresh_config(options.token_url.as_deref()))
+            .expect("a refresh config serializes");
+        let ahead = match self.backend.read(&k) {
+            Ok(Some((r, _))) if r.state == State::Ok && r.access_token.is_some() => {
+                let ahead = r.refresh_token.is_some()
+                    && r.refresh_token != tokens.refresh_token
+                    && r.expires_at_ms.unwrap_or(i64::MIN)
+                        > tokens.expires_at_ms.unwrap_or(i64::MIN);
+                if ahead {
+                    tokens = TokenFields {
+                        access_token: r.access_token,
+                        token_type: r.token_type,
+                        expires_in_ms: None,
+                        expires_at_ms: r.expires_at_ms,
+                        refresh_token: r.refresh_token,
+                        scope: r.scope,
+                        id_token: r.id_token,
+                        extra: Default::default(),
+                    };
+                }
+                ahead
+            }
+            _ => false,
+        };
+        let credential = Credential {
+            tokens,
+            refresh: Some(refresh),
+            mirror: Some(mirror.to_json()),
+        };
+        self.save_blocking(&key, credential, SaveOptions::default())?;
+        if ahead {
+            self.source(&key)?.sync_mirror_blocking()?;
+        }
+        self.status(&key)
+    }
+
+    /// [`import_blocking`](Self::import_blocking) on the core's runtime.
+    pub async fn import(&self, program: MirrorShape, options: ImportOptions) -> Result<Status> {
+        let store = self.clone();
+        runtime::process()
+            .runtime
+            .spawn_blocking(move || store.import_blocking(program, options))
+            .await
+            .map_err(|e| Error::transient(format!("the import was interrupted: {e}")))?
     }
 
     /// Forces one refresh of `key` with its record's `refresh` config, proving it works.

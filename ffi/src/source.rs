@@ -83,6 +83,7 @@ unsafe fn options_of(p: *const oauth_lock_source_options) -> SourceOptions {
             lock_timeout: Duration::from_millis(o.lock_timeout_ms),
             refresh_timeout: Duration::from_millis(o.refresh_timeout_ms),
             revalidate: Duration::from_millis(o.revalidate_ms),
+            ..SourceOptions::default()
         },
     }
 }

@@ -60,6 +60,7 @@ fn source_options(key: &str, o: Option<NativeSourceOptions>) -> napi::Result<Sou
             o.refresh_timeout_ms,
             d.refresh_timeout,
         )?,
+        ..d
     })
 }
 

@@ -340,6 +340,7 @@ impl PySource {
                 lock_timeout: seconds("lock_timeout", lock_timeout, d.lock_timeout)?,
                 refresh_timeout: seconds("refresh_timeout", refresh_timeout, d.refresh_timeout)?,
                 revalidate: seconds("revalidate", revalidate, d.revalidate)?,
+                ..d
             };
             let refresher = match (oauth2, callback) {
                 (Some(_), Some(_)) => {

@@ -1,25 +1,113 @@
-//! Mirrors (DESIGN.md §6): a program that keeps its own credential file and does not use
-//! oauth-lock (Claude Code's `~/.claude/.credentials.json`) stays in step with the store.
-//! Under the lock, a newer token in the mirror is adopted instead of refreshing; after a
-//! refresh the new tokens are written back, keeping every field oauth-lock does not own.
+//! Mirrors (DESIGN.md §6.1): programs that keep their own credential file and do not use
+//! oauth-lock (Claude Code's `~/.claude/.credentials.json`, Codex's `~/.codex/auth.json`) stay
+//! in step with the store. Under the lock (and the program's own lock, if it has one), a newer
+//! token in the mirror is adopted instead of refreshing; after a refresh the new tokens are
+//! written back, keeping every field oauth-lock does not own.
+
+pub(crate) mod foreign_lock;
+mod shapes;
 
 use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::refresher::{Body, OAuth2Config};
 use crate::secret::Secret;
+use crate::tokens::TokenFields;
+use foreign_lock::ForeignLock;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The layout of a mirror file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The layout of a mirror file: which program keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MirrorShape {
-    /// `{"claudeAiOauth": {"accessToken", "refreshToken", "expiresAt" (ms), …}, …}`
+    /// Claude Code: `{"claudeAiOauth": {"accessToken", "refreshToken", "expiresAt" (ms), …}, …}`
     ClaudeCode,
+    /// Codex CLI: `{"tokens": {"access_token", "refresh_token", "id_token", "account_id"},
+    /// "last_refresh", …}`, the expiry in the access token's JWT `exp`.
+    Codex,
+}
+
+impl MirrorShape {
+    /// The program's name, for messages.
+    pub fn program(self) -> &'static str {
+        match self {
+            MirrorShape::ClaudeCode => "Claude Code",
+            MirrorShape::Codex => "Codex",
+        }
+    }
+
+    /// The key `import` uses when none is given.
+    pub fn default_key(self) -> &'static str {
+        match self {
+            MirrorShape::ClaudeCode => "claude-code",
+            MirrorShape::Codex => "codex",
+        }
+    }
+
+    /// The program's token endpoint.
+    pub fn token_url(self) -> &'static str {
+        match self {
+            MirrorShape::ClaudeCode => "https://platform.claude.com/v1/oauth/token",
+            MirrorShape::Codex => "https://auth.openai.com/oauth/token",
+        }
+    }
+
+    /// The program's public OAuth client id.
+    pub fn client_id(self) -> &'static str {
+        match self {
+            MirrorShape::ClaudeCode => "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+            MirrorShape::Codex => "app_EMoamEEZ73f0CkXaXp7hrann",
+        }
+    }
+
+    /// The built-in refresher's config that refreshes as the program does (its token URL,
+    /// client id and JSON body), or at `token_url` instead.
+    pub fn refresh_config(self, token_url: Option<&str>) -> OAuth2Config {
+        let mut config =
+            OAuth2Config::new(token_url.unwrap_or(self.token_url()), self.client_id());
+        config.body = Body::Json;
+        config
+    }
+
+    /// Where the program keeps its file: `$CLAUDE_CONFIG_DIR/.credentials.json` or
+    /// `~/.claude/.credentials.json`; `$CODEX_HOME/auth.json` or `~/.codex/auth.json`.
+    pub fn default_path(self) -> Result<PathBuf> {
+        let (var, home_dir, file) = match self {
+            MirrorShape::ClaudeCode => ("CLAUDE_CONFIG_DIR", ".claude", ".credentials.json"),
+            MirrorShape::Codex => ("CODEX_HOME", ".codex", "auth.json"),
+        };
+        if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(dir).join(file));
+        }
+        let home = dirs::home_dir().ok_or_else(|| {
+            Error::invalid(format!(
+                "no home directory to find {}'s file in; pass its path",
+                self.program()
+            ))
+        })?;
+        Ok(home.join(home_dir).join(file))
+    }
+}
+
+impl std::str::FromStr for MirrorShape {
+    type Err = Error;
+
+    /// `claude-code` (or `claude_code`) and `codex`, as the CLI spells them.
+    fn from_str(s: &str) -> Result<MirrorShape> {
+        match s {
+            "claude-code" | "claude_code" => Ok(MirrorShape::ClaudeCode),
+            "codex" => Ok(MirrorShape::Codex),
+            other => Err(Error::invalid(format!(
+                "unknown program {other:?}: expected claude-code or codex"
+            ))),
+        }
+    }
 }
 
 /// A record's `mirror` field: which file, in which shape.
@@ -36,14 +124,40 @@ pub(crate) struct MirrorTokens {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
     pub expires_at_ms: Option<i64>,
+    pub id_token: Option<Secret>,
+    pub scope: Option<String>,
 }
 
+/// What a mirror file holds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum MirrorRead {
+    Missing,
+    /// Not JSON, or not readable; the reason never quotes the file.
+    Unreadable(String),
+    /// No OAuth login at all (a Codex file with only an API key).
+    NoTokens,
+    /// A logged-out stub: blanked tokens, `expiresAt: 0`.
+    Stub,
+    Tokens(MirrorTokens),
+}
+
+/// How long a read retries a file that does not parse: Codex rewrites its file in place
+/// (truncate, then write), so a reader may see it empty or half written for a moment.
+const TORN_READ_RETRY: Duration = Duration::from_millis(200);
+
 impl MirrorConfig {
+    pub fn new(path: impl Into<PathBuf>, shape: MirrorShape) -> MirrorConfig {
+        MirrorConfig {
+            path: path.into(),
+            shape,
+        }
+    }
+
     /// Parses and checks a `mirror` config (an absolute path, a known shape).
     pub fn from_json(value: &Value) -> Result<MirrorConfig> {
         let config: MirrorConfig = serde_json::from_value(value.clone()).map_err(|e| {
             Error::invalid(format!(
-                "mirror config: {e} (expected {{\"path\": \"/abs/file.json\", \"shape\": \"claude_code\"}})"
+                "mirror config: {e} (expected {{\"path\": \"/abs/file.json\", \"shape\": \"claude_code\" or \"codex\"}})"
             ))
         })?;
         if !config.path.is_absolute() {
@@ -52,63 +166,151 @@ impl MirrorConfig {
         Ok(config)
     }
 
-    /// The mirror's tokens; `None` when the file is missing or does not hold this shape
-    /// (a file oauth-lock does not own is never an error of ours).
-    pub(crate) fn read(&self) -> Option<MirrorTokens> {
-        let value: Value = serde_json::from_slice(&fs::read(&self.path).ok()?).ok()?;
-        match self.shape {
-            MirrorShape::ClaudeCode => {
-                let o = value.get("claudeAiOauth")?;
-                Some(MirrorTokens {
-                    access_token: Secret::new(o.get("accessToken")?.as_str()?),
-                    refresh_token: o
-                        .get("refreshToken")
-                        .and_then(Value::as_str)
-                        .map(Secret::new),
-                    expires_at_ms: o.get("expiresAt").and_then(Value::as_i64),
-                })
+    /// The config as a record stores it.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a path and a shape serialize")
+    }
+
+    /// The file as JSON, retrying a torn read for a moment; `Ok(None)` when it is missing.
+    fn read_json(&self) -> std::result::Result<Option<Value>, String> {
+        let deadline = Instant::now() + TORN_READ_RETRY;
+        loop {
+            match fs::read(&self.path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(format!("cannot read it: {e}")),
+                Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(v) => return Ok(Some(v)),
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!(
+                            "it is not JSON (line {}, column {})",
+                            e.line(),
+                            e.column()
+                        ))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                },
             }
         }
     }
 
-    /// Writes the record's tokens into the mirror atomically, keeping its other fields.
-    pub(crate) fn write_back(
-        &self,
-        access: &Secret,
-        refresh: Option<&Secret>,
-        expires_at_ms: Option<i64>,
-    ) -> Result<()> {
-        let io = |op: &str, e: std::io::Error| Error::io(op, &self.path, &e);
-        let mut root = match fs::read(&self.path) {
-            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Object(o)) => o,
-                // Not ours to repair: leave a file we cannot read as it is.
-                _ => {
-                    return Err(Error::corrupt(
-                        "the mirror file is not a JSON object; left untouched",
-                    ))
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(e) => return Err(io("reading the mirror", e)),
+    /// What the mirror holds now (a file oauth-lock does not own is never an error of ours).
+    pub(crate) fn read(&self) -> MirrorRead {
+        match self.read_json() {
+            Ok(None) => MirrorRead::Missing,
+            Ok(Some(v)) if v.is_object() => shapes::tokens_of(self.shape, &v),
+            Ok(Some(_)) => MirrorRead::Unreadable("it is not a JSON object".into()),
+            Err(why) => MirrorRead::Unreadable(why),
+        }
+    }
+
+    /// The token fields of a login kept in the mirror (`oauth-lock import`). A missing,
+    /// unreadable, logged-out or API-key-only file is `InvalidArgument` naming the file.
+    pub(crate) fn login(&self) -> Result<TokenFields> {
+        let file = self.path.display();
+        let program = self.shape.program();
+        let refuse = |why: String| Err(Error::invalid(format!("{program}'s file {file}: {why}")));
+        match self.read() {
+            MirrorRead::Missing => refuse(format!(
+                "no such file (log in with {program} first, or pass --file)"
+            )),
+            MirrorRead::Unreadable(why) => refuse(why),
+            MirrorRead::NoTokens => refuse(
+                "it holds no OAuth login (an API key only?): there is nothing to refresh".into(),
+            ),
+            MirrorRead::Stub => refuse(format!(
+                "it is logged out (blank tokens, as {program} leaves it after a failed refresh): \
+                 log in with {program} again, then import"
+            )),
+            MirrorRead::Tokens(t) => Ok(TokenFields {
+                access_token: Some(t.access_token),
+                token_type: Some("Bearer".into()),
+                expires_in_ms: None,
+                expires_at_ms: t.expires_at_ms,
+                refresh_token: t.refresh_token,
+                scope: t.scope,
+                id_token: t.id_token,
+                extra: Map::new(),
+            }),
+        }
+    }
+
+    /// Writes the record's tokens into the mirror atomically, keeping every other field.
+    /// Through a symlink, the link's final target is replaced and the link stays a link.
+    pub(crate) fn write_back(&self, record: &Record) -> Result<()> {
+        let target = final_target(&self.path)
+            .map_err(|e| Error::io("resolving the mirror's symlinks", &self.path, &e))?;
+        let io = |op: &str, e: std::io::Error| Error::io(op, &target, &e);
+        let at = MirrorConfig::new(target.clone(), self.shape);
+        let mut root = match at.read_json() {
+            Ok(Some(Value::Object(o))) => o,
+            Ok(None) => Map::new(),
+            // Not ours to repair: leave a file we cannot read as it is.
+            Ok(Some(_)) => {
+                return Err(Error::corrupt(format!(
+                    "the mirror {} is not a JSON object; left untouched",
+                    target.display()
+                )))
+            }
+            Err(why) => {
+                return Err(Error::corrupt(format!(
+                    "the mirror {}: {why}; left untouched",
+                    target.display()
+                )))
+            }
         };
+        shapes::merge(self.shape, &mut root, record);
+        let bytes = serde_json::to_vec_pretty(&Value::Object(root)).expect("serializable");
+        write_file_atomically(&target, &bytes).map_err(|e| io("writing the mirror", e))
+    }
+
+    /// The program's own lock directories, in the order it takes them: Claude Code's
+    /// proper-lockfile locks `<dir>/.oauth_refresh.lock`, then `<realpath(dir)>.lock`, where
+    /// `dir` is its config directory (the file's directory as configured, links not followed
+    /// for the file itself). Codex has no cross-process lock.
+    pub(crate) fn foreign_lock_dirs(&self) -> Vec<PathBuf> {
         match self.shape {
             MirrorShape::ClaudeCode => {
-                let entry = root.entry("claudeAiOauth").or_insert_with(|| json!({}));
-                if !entry.is_object() {
-                    *entry = json!({});
-                }
-                let o = entry.as_object_mut().expect("made an object above");
-                o.insert("accessToken".into(), json!(access.expose()));
-                if let Some(rt) = refresh {
-                    o.insert("refreshToken".into(), json!(rt.expose()));
-                }
-                o.insert("expiresAt".into(), json!(expires_at_ms));
+                let Some(dir) = self.path.parent() else {
+                    return Vec::new();
+                };
+                let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                let mut real_lock = real.into_os_string();
+                real_lock.push(".lock");
+                vec![dir.join(".oauth_refresh.lock"), PathBuf::from(real_lock)]
             }
+            MirrorShape::Codex => Vec::new(),
         }
-        let bytes = serde_json::to_vec_pretty(&Value::Object(root)).expect("serializable");
-        write_file_atomically(&self.path, &bytes).map_err(|e| io("writing the mirror", e))
     }
+
+    /// Takes the program's own locks (none for Codex), waiting at most `wait`.
+    pub(crate) async fn lock_foreign(&self, wait: Duration) -> Result<Option<ForeignLock>> {
+        let dirs = self.foreign_lock_dirs();
+        if dirs.is_empty() {
+            return Ok(None);
+        }
+        ForeignLock::acquire(self.shape.program(), dirs, wait)
+            .await
+            .map(Some)
+    }
+}
+
+/// The file a path finally names, following symlinks even to a target that does not exist
+/// yet (a dangling link is written through, like a regular open would).
+fn final_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
 /// The temp-file name of a mirror write: `.<name>.oauth-lock.<pid>.<nanos>.<seq>.tmp`. The
