@@ -273,7 +273,7 @@ pub fn verify(dir: Option<PathBuf>, a: KeyArg) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn expiry_note(expires_at_ms: Option<i64>) -> String {
+pub fn expiry_note(expires_at_ms: Option<i64>) -> String {
     expires_at_ms
         .map(|e| format!(", expires in {}", human(e - now_ms())))
         .unwrap_or_default()

@@ -3,6 +3,7 @@
 
 mod commands;
 mod demo;
+mod mirrors;
 mod mock_server;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,10 @@ enum Command {
     Verify(commands::KeyArg),
     /// Refresh KEY if its access token expires within DURATION (for cron keep-alive)
     Refresh(commands::RefreshArgs),
+    /// Make a record of Claude Code's or Codex's login and keep their file in step with it
+    Import(mirrors::ImportArgs),
+    /// Keep credentials fresh ahead of expiry, writing the programs' files back (a user service)
+    Keepalive(mirrors::KeepaliveArgs),
     /// Run the strict mock OAuth provider on 127.0.0.1 (used by every test)
     MockServer(mock_server::MockOptions),
     /// Show oauth-lock at work: many processes and threads on one credential, 0 replays
@@ -73,6 +78,8 @@ fn main() -> ExitCode {
         Command::Clear(a) => commands::clear(cli.dir, a),
         Command::Verify(a) => commands::verify(cli.dir, a),
         Command::Refresh(a) => commands::refresh(cli.dir, a),
+        Command::Import(a) => mirrors::import(cli.dir, a),
+        Command::Keepalive(a) => mirrors::keepalive(cli.dir, a),
         Command::MockServer(o) => commands::mock_server(o),
         Command::Demo(a) => demo::demo(a),
         Command::Worker(a) => demo::worker(cli.dir, a),
