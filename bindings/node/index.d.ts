@@ -54,6 +54,8 @@ export declare class NativeStore {
   list(): Promise<any>
   /** Forces one refresh with the record's own `refresh` config. */
   verify(key: string): Promise<AccessToken>
+  /** Imports Claude Code's or Codex's login (`program`: `claude-code` or `codex`). */
+  importLogin(program: string, key?: string | undefined | null, file?: string | undefined | null, tokenUrl?: string | undefined | null): Promise<any>
 }
 
 export declare class NativeTokenSource {

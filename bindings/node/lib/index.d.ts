@@ -162,6 +162,16 @@ export interface SaveOptions {
 }
 
 /** What `status` and `list` report; they never lock and never refresh. */
+/** `Store.importLogin`'s options. */
+export interface ImportOptions {
+  /** The key to store it under; the program's name (`claude-code`, `codex`) by default. */
+  key?: string | null;
+  /** The program's file; where the program keeps it by default (`$CLAUDE_CONFIG_DIR`, `$CODEX_HOME`, the home directory). */
+  file?: string | null;
+  /** Refresh at this token URL instead of the program's own (e.g. a test provider). */
+  tokenUrl?: string | null;
+}
+
 export interface Status {
   key: string;
   path: string;
@@ -172,10 +182,13 @@ export interface Status {
   hasRefreshToken: boolean;
   hasRefreshConfig: boolean;
   mirrorPath: string | null;
+  mirrorShape: 'claude_code' | 'codex' | null;
   expiresAtMs: number | null;
   issuedAtMs: number | null;
   refreshTokenIssuedAtMs: number | null;
   lastError: { code: string; description: string | null; atMs: number } | null;
+  /** No process refreshes before this (a failed refresh's backoff), if set. */
+  backoffUntilMs: number | null;
   updatedAtMs: number | null;
   updatedBy: { pid: number; lang: string; version: string } | null;
   accessTokenFingerprint: string | null;
@@ -240,6 +253,13 @@ export declare class Store extends EventEmitter {
   list(): Promise<Status[]>;
   /** Forces one refresh with the record's `refresh` config. */
   verify(key: string): Promise<AccessToken>;
+  /**
+   * Makes (or updates) a record from Claude Code's or Codex's own credentials file, as
+   * `oauth-lock import` does: its tokens, the program's refresh config, and the file as the
+   * record's mirror (kept in step on every refresh). A missing, logged-out, API-key-only or
+   * malformed file rejects with `InvalidArgument` naming it, and nothing is written.
+   */
+  importLogin(program: 'claude-code' | 'codex', options?: ImportOptions): Promise<Status>;
 
   on(event: 'event', listener: (event: OAuthLockEvent) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;

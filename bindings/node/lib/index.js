@@ -399,6 +399,11 @@ class Store extends EventEmitter {
   async verify(key) {
     return settle(this.#native.verify(key));
   }
+
+  async importLogin(program, options = {}) {
+    const { key = null, file = null, tokenUrl = null } = options ?? {};
+    return settle(this.#native.importLogin(program, key, file, tokenUrl));
+  }
 }
 
 function isOneShotBody(body) {

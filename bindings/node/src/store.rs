@@ -208,6 +208,28 @@ impl NativeStore {
         store.verify(&key).await.napi().map(AccessToken::from)
     }
 
+    /// Imports Claude Code's or Codex's login (`program`: `claude-code` or `codex`).
+    #[napi]
+    pub async fn import_login(
+        &self,
+        program: String,
+        key: Option<String>,
+        file: Option<String>,
+        token_url: Option<String>,
+    ) -> napi::Result<Value> {
+        let store = self.inner.clone();
+        off_thread(move || {
+            let options = oauth_lock::ImportOptions {
+                key,
+                file: file.map(Into::into),
+                token_url,
+            };
+            let status = store.import_blocking(program.parse()?, options)?;
+            Ok(report(serde_json::to_value(status)))
+        })
+        .await
+    }
+
     fn context(&self, e: oauth_lock::Error, key: &str) -> oauth_lock::Error {
         with_path(&self.inner, e, key)
     }

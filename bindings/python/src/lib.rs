@@ -270,6 +270,30 @@ impl PyStore {
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
+
+    /// Imports Claude Code's or Codex's login (`program` as the CLI spells it); returns the
+    /// status as JSON.
+    #[pyo3(signature = (program, key=None, file=None, token_url=None))]
+    fn import_login(
+        &self,
+        py: Python<'_>,
+        program: &str,
+        key: Option<String>,
+        file: Option<PathBuf>,
+        token_url: Option<String>,
+    ) -> PyResult<String> {
+        py.detach(|| -> Result<String, Error> {
+            let program: oauth_lock::MirrorShape = program.parse()?;
+            let options = oauth_lock::ImportOptions {
+                key,
+                file,
+                token_url,
+            };
+            let status = self.0.import_blocking(program, options)?;
+            Ok(serde_json::to_string(&status).expect("a status always serializes"))
+        })
+        .map_err(|e| py_err(py, &e))
+    }
 }
 
 /// A callback refresher: `callback(credential_json) -> answer_json`, a Python function the

@@ -47,6 +47,13 @@ class Store:
     def status(self, key: str) -> str: ...
     def list(self) -> str: ...
     def verify(self, key: str) -> AccessToken: ...
+    def import_login(
+        self,
+        program: str,
+        key: Optional[str] = None,
+        file: Union[str, "os.PathLike[str]", None] = None,
+        token_url: Optional[str] = None,
+    ) -> str: ...
 
 class TokenSource:
     def __init__(

@@ -174,11 +174,15 @@ class Status:
     #: The record carries a ``refresh`` config, so any process can refresh it by key alone.
     has_refresh_config: bool
     mirror_path: Optional[Path]
+    #: Which program's file the mirror is: ``"claude_code"`` or ``"codex"``.
+    mirror_shape: Optional[str]
     expires_at: Optional[datetime]
     issued_at: Optional[datetime]
     #: When the refresh token was last rotated.
     refresh_token_issued_at: Optional[datetime]
     last_error: Optional[LastError]
+    #: No process refreshes before this (a failed refresh's backoff), if set.
+    backoff_until: Optional[datetime]
     updated_at: Optional[datetime]
     updated_by: Optional[Mapping[str, Any]]
     access_token_fingerprint: Optional[str]
@@ -203,12 +207,14 @@ class Status:
             has_refresh_token=s["has_refresh_token"],
             has_refresh_config=s["has_refresh_config"],
             mirror_path=None if s["mirror_path"] is None else Path(s["mirror_path"]),
+            mirror_shape=s["mirror_shape"],
             expires_at=_when(s["expires_at_ms"]),
             issued_at=_when(s["issued_at_ms"]),
             refresh_token_issued_at=_when(s["refresh_token_issued_at_ms"]),
             last_error=None
             if last is None
             else LastError(last["code"], last.get("description"), _when(last.get("at_ms"))),
+            backoff_until=_when(s["backoff_until_ms"]),
             updated_at=_when(s["updated_at_ms"]),
             updated_by=s["updated_by"],
             access_token_fingerprint=s["access_token_fingerprint"],
@@ -412,6 +418,24 @@ class Store:
     def list(self) -> List[Status]:
         """The status of every credential in the store, by key."""
         return [Status._from_json(s) for s in json.loads(self._native.list())]
+
+    def import_login(
+        self,
+        program: Literal["claude-code", "codex"],
+        *,
+        key: Optional[str] = None,
+        file: Union[str, "os.PathLike[str]", None] = None,
+        token_url: Optional[str] = None,
+    ) -> Status:
+        """Makes (or updates) a record from Claude Code's or Codex's own credentials file, as
+        ``oauth-lock import`` does: its tokens, the program's refresh config and the file as
+        the record's mirror, so that every process refreshes it under the lock and the program
+        finds the new tokens in its file. ``key`` defaults to the program's name, ``file`` to
+        where the program keeps it. A missing, logged-out, API-key-only or malformed file
+        raises ``InvalidArgument`` naming it, and nothing is written."""
+        return Status._from_json(
+            json.loads(self._native.import_login(program, key, file, token_url))
+        )
 
     def verify(self, key: str) -> AccessToken:
         """Forces one refresh of ``key`` with its record's ``refresh`` config (it rotates the
