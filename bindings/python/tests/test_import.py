@@ -8,7 +8,7 @@ import base64
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -83,7 +83,7 @@ def test_a_codex_login_takes_its_expiry_from_the_jwt(store: oauth_lock.Store, tm
     ],
 )
 def test_a_file_without_a_usable_login_is_refused_and_nothing_is_written(
-    store: oauth_lock.Store, tmp_path: Path, content: str, says: str
+    store: oauth_lock.Store, tmp_path: Path, content: Optional[str], says: str
 ) -> None:
     auth = tmp_path / "auth.json"
     if content is not None:
