@@ -347,3 +347,54 @@ pub(crate) fn rotation_recommitted(key: &str, path: &Path, generation: u64) {
         || json!({"generation": generation}),
     );
 }
+
+pub(crate) fn mirror_adopted(key: &str, path: &Path, mirror: &Path, generation: u64) {
+    let mirror = mirror.display().to_string();
+    info!(target: "oauth_lock", event = "mirror_adopted", key, path = %path.display(), mirror, generation, "the mirror's program had rotated the tokens; the record took them");
+    notify(
+        "mirror_adopted",
+        Level::Info,
+        key,
+        path,
+        "the mirror's program had rotated the tokens; the record took them",
+        || json!({"mirror": mirror, "generation": generation}),
+    );
+}
+
+pub(crate) fn mirror_written(key: &str, path: &Path, mirror: &Path, generation: u64) {
+    let mirror = mirror.display().to_string();
+    info!(target: "oauth_lock", event = "mirror_written", key, path = %path.display(), mirror, generation, "wrote the record's tokens into the mirror");
+    notify(
+        "mirror_written",
+        Level::Info,
+        key,
+        path,
+        "wrote the record's tokens into the mirror",
+        || json!({"mirror": mirror, "generation": generation}),
+    );
+}
+
+pub(crate) fn mirror_ignored(key: &str, path: &Path, mirror: &Path, reason: &str) {
+    let mirror = mirror.display().to_string();
+    warn!(target: "oauth_lock", event = "mirror_ignored", key, path = %path.display(), mirror, reason, "the mirror holds no usable tokens (a logged-out stub, or foreign content); not adopted");
+    notify(
+        "mirror_ignored",
+        Level::Warn,
+        key,
+        path,
+        "the mirror holds no usable tokens (a logged-out stub, or foreign content); not adopted",
+        || json!({"mirror": mirror, "reason": reason}),
+    );
+}
+
+pub(crate) fn foreign_lock_waited(key: &str, path: &Path, program: &str, ms: f64) {
+    info!(target: "oauth_lock", event = "foreign_lock_waited", key, path = %path.display(), program, ms, "waited for the mirror's program's own lock");
+    notify(
+        "foreign_lock_waited",
+        Level::Info,
+        key,
+        path,
+        "waited for the mirror's program's own lock",
+        || json!({"program": program, "ms": ms}),
+    );
+}

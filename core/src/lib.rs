@@ -47,9 +47,7 @@ mod store;
 mod tokens;
 
 pub use error::{Context, Error, ErrorCode, Result, REFRESH_TOKEN_ERRORS};
-pub use keepalive::{
-    Keepalive, KeepaliveAction, KeepaliveOptions, KeepalivePass, KeepaliveReport,
-};
+pub use keepalive::{Keepalive, KeepaliveAction, KeepaliveOptions, KeepalivePass, KeepaliveReport};
 pub use key::Key;
 pub use mirror::{MirrorConfig, MirrorShape};
 pub use protocol::{MirrorSync, SourceOptions, TokenSource, LATE_ANSWER_WINDOW};

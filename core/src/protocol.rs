@@ -442,7 +442,11 @@ impl TokenSource {
             let Some((record, _)) = slot.backend.read(&slot.key)? else {
                 return Err(Error::needs_login("no credential is stored under this key"));
             };
-            let Some(mirror) = record.mirror.as_ref().map(MirrorConfig::from_json).transpose()?
+            let Some(mirror) = record
+                .mirror
+                .as_ref()
+                .map(MirrorConfig::from_json)
+                .transpose()?
             else {
                 return Ok(MirrorSync::NoMirror);
             };
@@ -455,9 +459,13 @@ impl TokenSource {
             let mut locked = tokio::task::spawn_blocking(move || backend.lock(&key, timeout))
                 .await
                 .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
-            let _foreign = mirror
-                .lock_foreign(self.options.foreign_lock_timeout)
-                .await?;
+            let _foreign = take_foreign(
+                &mirror,
+                self.options.foreign_lock_timeout,
+                &slot.key,
+                &slot.path,
+            )
+            .await?;
             let Some((record, version)) = locked.read()? else {
                 return Err(Error::needs_login("no credential is stored under this key"));
             };
@@ -468,7 +476,7 @@ impl TokenSource {
             match found {
                 MirrorRead::Tokens(m) if is_newer(&m, &record) => {
                     let (next, version) =
-                        adopt_mirror(locked.as_mut(), &record, m, slot.key.as_str(), &slot.path)?;
+                        adopt_mirror(locked.as_mut(), &record, m, &mirror, &slot.key, &slot.path)?;
                     events::adopted(slot.key.as_str(), &slot.path, next.generation, true);
                     let generation = next.generation;
                     slot.install(next, Some(version), true);
@@ -482,15 +490,19 @@ impl TokenSource {
                 // it is dead itself (then the program's stub says the same, and stays).
                 _ if record.state == State::Ok && record.access_token.is_some() => {
                     mirror.write_back(&record)?;
+                    events::mirror_written(
+                        slot.key.as_str(),
+                        &slot.path,
+                        &mirror.path,
+                        record.generation,
+                    );
                     slot.install(record, Some(version), true);
                     Ok(MirrorSync::Repaired)
                 }
                 _ => Ok(MirrorSync::InStep),
             }
         };
-        events::after_unlock(fut)
-            .await
-            .map_err(|e| slot.err(e))
+        events::after_unlock(fut).await.map_err(|e| slot.err(e))
     }
 
     /// [`sync_mirror`](Self::sync_mirror) for callers without an async runtime.
@@ -765,15 +777,25 @@ impl Leader {
         // §6.1: the program's own lock too, held until the write-back, so that it and we
         // serialize; a busy one is a failed refresh of step 9 (the old token while it lasts).
         let _foreign = match &mirror {
-            Some(m) => match m.lock_foreign(self.options.foreign_lock_timeout).await {
+            Some(m) => match take_foreign(
+                m,
+                self.options.foreign_lock_timeout,
+                &self.slot.key,
+                &self.slot.path,
+            )
+            .await
+            {
                 Ok(held) => held,
                 Err(e) => return self.deferred_or(record, Some(version), true, e),
             },
             None => None,
         };
         // §6: another program rotated the token in its own file: adopt it instead of refreshing.
-        if let Some(m) = mirror.as_ref().and_then(|m| newer_in_mirror(m, &record)) {
-            (record, version) = self.adopt_mirror(locked, &record, m)?;
+        if let Some((m, found)) = mirror
+            .as_ref()
+            .and_then(|m| self.newer_in_mirror(m, &record))
+        {
+            (record, version) = self.adopt_mirror(locked, &record, found, m)?;
             events::adopted(self.key(), self.path(), record.generation, true);
             if self.accepts(&record) {
                 return self.token_of(record, Some(version), true);
@@ -898,8 +920,12 @@ impl Leader {
         next.stamp(record.generation, now_ms());
         let committed = self.write_rotation(locked, &record, &next)?;
         if let Some(m) = mirror {
-            if let Err(e) = m.write_back(&next) {
-                tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
+            match m.write_back(&next) {
+                Ok(()) => events::mirror_written(self.key(), self.path(), &m.path, next.generation),
+                Err(e) => {
+                    events::mirror_ignored(self.key(), self.path(), &m.path, &e.to_string());
+                    tracing::warn!(target: "oauth_lock", key = self.key(), "could not update the mirror: {e}");
+                }
             }
         }
         let new_rt = next
@@ -1031,8 +1057,11 @@ impl Leader {
             current.refresh_token.is_some() && current.refresh_token != record.refresh_token;
         let (next, version) = if rotated {
             (current, version)
-        } else if let Some(m) = mirror.as_ref().and_then(|m| newer_in_mirror(m, &current)) {
-            self.adopt_mirror(locked, &current, m)?
+        } else if let Some((m, found)) = mirror
+            .as_ref()
+            .and_then(|m| self.newer_in_mirror(m, &current))
+        {
+            self.adopt_mirror(locked, &current, found, m)?
         } else {
             return Ok(Recovery::Dead(current, version));
         };
@@ -1184,9 +1213,48 @@ impl Leader {
         locked: &mut dyn Locked,
         record: &Record,
         m: MirrorTokens,
+        mirror: &MirrorConfig,
     ) -> Result<(Record, Version)> {
-        adopt_mirror(locked, record, m, self.key(), self.path())
+        adopt_mirror(locked, record, m, mirror, &self.slot.key, self.path())
     }
+
+    /// The mirror's tokens if its program rotated them past the record's (see [`is_newer`]);
+    /// a stub or foreign content is reported (`mirror_ignored`) and never adopted.
+    fn newer_in_mirror<'m>(
+        &self,
+        mirror: &'m MirrorConfig,
+        record: &Record,
+    ) -> Option<(&'m MirrorConfig, MirrorTokens)> {
+        match mirror.read() {
+            MirrorRead::Tokens(m) if is_newer(&m, record) => Some((mirror, m)),
+            MirrorRead::Stub => {
+                events::mirror_ignored(self.key(), self.path(), &mirror.path, "a logged-out stub");
+                None
+            }
+            MirrorRead::Unreadable(why) => {
+                events::mirror_ignored(self.key(), self.path(), &mirror.path, &why);
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Takes the mirror's program's own lock (DESIGN.md §6.1), saying how long it waited.
+async fn take_foreign(
+    mirror: &MirrorConfig,
+    timeout: Duration,
+    key: &Key,
+    path: &std::path::Path,
+) -> Result<Option<crate::mirror::foreign_lock::ForeignLock>> {
+    let started = Instant::now();
+    let held = mirror.lock_foreign(timeout).await;
+    let waited = started.elapsed();
+    if waited >= Duration::from_millis(1) && !mirror.foreign_lock_dirs().is_empty() {
+        let ms = waited.as_secs_f64() * 1000.0;
+        events::foreign_lock_waited(key.as_str(), path, mirror.shape.program(), ms);
+    }
+    held
 }
 
 /// Takes a mirror's tokens into the record, under the lock: a new generation.
@@ -1194,9 +1262,11 @@ fn adopt_mirror(
     locked: &mut dyn Locked,
     record: &Record,
     m: MirrorTokens,
-    key: &str,
+    mirror: &MirrorConfig,
+    key: &Key,
     path: &std::path::Path,
 ) -> Result<(Record, Version)> {
+    let key = key.as_str();
     let now = now_ms();
     let mut next = record.clone();
     next.access_token = Some(m.access_token);
@@ -1220,12 +1290,10 @@ fn adopt_mirror(
     if let Some(e) = &committed.not_durable {
         events::commit_not_durable(key, path, &e.to_string());
     }
+    events::mirror_adopted(key, path, &mirror.path, next.generation);
     Ok((next, committed.version))
 }
 
-/// The mirror's tokens if another program rotated them *past* the record: a different,
-/// non-empty refresh token with a later expiry. Merely different is not enough: a mirror
-/// that missed a write-back holds an older, spent token, and adopting it would replay it.
 /// What [`TokenSource::sync_mirror`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MirrorSync {
@@ -1252,14 +1320,9 @@ fn in_step(found: &MirrorRead, record: &Record) -> bool {
     }
 }
 
-/// A blanked stub (a failed refresh of the program's) is never newer: it holds no tokens.
-fn newer_in_mirror(mirror: &MirrorConfig, record: &Record) -> Option<MirrorTokens> {
-    match mirror.read() {
-        MirrorRead::Tokens(m) if is_newer(&m, record) => Some(m),
-        _ => None,
-    }
-}
-
+/// Whether the program rotated the tokens *past* the record: a different, non-empty refresh
+/// token with a later expiry. Merely different is not enough: a mirror that missed a
+/// write-back holds an older, spent token, and adopting it would replay it.
 fn is_newer(m: &MirrorTokens, record: &Record) -> bool {
     m.refresh_token
         .as_ref()

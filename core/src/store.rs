@@ -456,7 +456,9 @@ impl Store {
         let k = Key::new(&key)?;
         let path = self.backend.location(&k);
         let file = match &options.file {
-            Some(f) => std::path::absolute(f).map_err(|e| Error::io("resolving the file", f, &e))?,
+            Some(f) => {
+                std::path::absolute(f).map_err(|e| Error::io("resolving the file", f, &e))?
+            }
             None => program.default_path()?,
         };
         let mirror = MirrorConfig::new(file, program);

@@ -69,8 +69,7 @@ impl MirrorShape {
     /// The built-in refresher's config that refreshes as the program does (its token URL,
     /// client id and JSON body), or at `token_url` instead.
     pub fn refresh_config(self, token_url: Option<&str>) -> OAuth2Config {
-        let mut config =
-            OAuth2Config::new(token_url.unwrap_or(self.token_url()), self.client_id());
+        let mut config = OAuth2Config::new(token_url.unwrap_or(self.token_url()), self.client_id());
         config.body = Body::Json;
         config
     }

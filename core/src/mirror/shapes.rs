@@ -19,7 +19,9 @@ pub(super) fn tokens_of(shape: MirrorShape, root: &Value) -> MirrorRead {
 
 /// A non-empty string field.
 fn text<'a>(o: &'a Value, name: &str) -> Option<&'a str> {
-    o.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    o.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// `{"claudeAiOauth": {"accessToken", "refreshToken", "expiresAt" (ms), "scopes": [..], …}}`.
