@@ -136,6 +136,12 @@ fn row(s: &Status, now: i64) -> [String; 6] {
     if s.network_fs {
         notes.push("on a network file system: locks do not hold across machines".into());
     }
+    if let Some(until) = s.backoff_until_ms.filter(|&u| u > now) {
+        notes.push(format!("backing off for {}", human(until - now)));
+    }
+    if let (Some(path), Some(shape)) = (&s.mirror_path, s.mirror_shape) {
+        notes.push(format!("mirror: {} ({})", path.display(), shape.program()));
+    }
     if s.exists && s.problem.is_none() && !s.has_refresh_config {
         notes.push("no refresh config".into());
     }
