@@ -287,6 +287,11 @@ impl MirrorConfig {
         if dirs.is_empty() {
             return Ok(None);
         }
+        // No config directory, no program using it: nothing to serialize with (its locks
+        // live in that directory), and a refresh must not fail for want of it.
+        if self.path.parent().is_some_and(|dir| !dir.is_dir()) {
+            return Ok(None);
+        }
         ForeignLock::acquire(self.shape.program(), dirs, wait)
             .await
             .map(Some)
@@ -375,6 +380,9 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
+        // The umask narrowed the mode given at creation (a 0660 file would come back 0640):
+        // set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
