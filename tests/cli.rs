@@ -228,3 +228,124 @@ fn the_demo_passes_and_the_naive_run_shows_replays() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("WITHOUT oauth-lock"));
 }
+
+/// `oauth-lock import`: a file without a login is exit 20 naming the file, an insecure token
+/// URL exit 21, and neither writes anything; without `--file` the program's own directory
+/// variable is honoured (`CLAUDE_CONFIG_DIR`, `CODEX_HOME`).
+#[test]
+fn import_refuses_bad_files_and_finds_the_programs_default_file() {
+    let (d, dir) = store_dir();
+    let api_key_only = d.path().join("auth.json");
+    std::fs::write(
+        &api_key_only,
+        br#"{"OPENAI_API_KEY": "sk-secret", "tokens": null}"#,
+    )
+    .unwrap();
+    let stub = d.path().join("stub.json");
+    std::fs::write(
+        &stub,
+        br#"{"claudeAiOauth": {"accessToken": "", "refreshToken": "", "expiresAt": 0}}"#,
+    )
+    .unwrap();
+    let missing = d.path().join("missing.json");
+    for (program, file) in [
+        ("codex", &api_key_only),
+        ("claude-code", &stub),
+        ("claude-code", &missing),
+    ] {
+        let before = std::fs::read(file).ok();
+        let o = run(&dir, &["import", program, "--file", file.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(20), "{program} {file:?}: {err}");
+        assert!(err.contains("error[InvalidArgument]"), "{err}");
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(!err.contains("sk-secret"), "{err}");
+        assert_eq!(std::fs::read(file).ok(), before, "{file:?} unchanged");
+    }
+    let config = d.path().join("claude-config");
+    std::fs::create_dir(&config).unwrap();
+    let file = config.join(".credentials.json");
+    let expires = 4_000_000_000_000i64;
+    let creds = json!({"claudeAiOauth": {"accessToken": "cc-at", "refreshToken": "cc-rt",
+        "expiresAt": expires}});
+    std::fs::write(&file, creds.to_string()).unwrap();
+    let o = run(
+        &dir,
+        &[
+            "import",
+            "claude-code",
+            "--file",
+            file.to_str().unwrap(),
+            "--token-url",
+            "http://auth.example.com/oauth/token",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(21), "{}", stderr(&o));
+    let stored = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|r| r.flatten().count())
+            .unwrap_or(0)
+    };
+    assert_eq!(stored(&dir), 0, "nothing stored");
+
+    let o = cmd(
+        &dir,
+        &[
+            "import",
+            "claude-code",
+            "--token-url",
+            "http://127.0.0.1:9/t",
+        ],
+    )
+    .env("CLAUDE_CONFIG_DIR", &config)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cc-at") && !stderr(&o).contains("cc-rt"));
+    let rec = record(&dir, "claude-code");
+    assert_eq!(rec["mirror"], json!({"path": file, "shape": "claude_code"}));
+    assert_eq!(rec["expires_at_ms"], expires);
+    let codex_home = d.path().join("codex-home");
+    std::fs::create_dir(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("auth.json"),
+        json!({"tokens": {"access_token": "cx-at", "refresh_token": "cx-rt"}}).to_string(),
+    )
+    .unwrap();
+    let o = cmd(
+        &dir,
+        &[
+            "import",
+            "codex",
+            "--key",
+            "openai",
+            "--token-url",
+            "http://127.0.0.1:9/t",
+        ],
+    )
+    .env("CODEX_HOME", &codex_home)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        record(&dir, "openai")["mirror"],
+        json!({"path": codex_home.join("auth.json"), "shape": "codex"})
+    );
+}
+
+/// `oauth-lock keepalive --once` exits 1 when a due credential could not be refreshed.
+#[test]
+fn keepalive_once_exits_1_when_a_refresh_fails() {
+    let (_d, dir) = store_dir();
+    let cred = json!({"access_token": "at-x", "refresh_token": "rt-x", "expires_in": 0,
+        "refresh": {"token_url": "http://127.0.0.1:9/oauth/token", "client_id": "c"}});
+    assert!(run_with_stdin(&dir, &["save", "k"], &cred.to_string())
+        .status
+        .success());
+    let o = run(&dir, &["keepalive", "--once"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[Transient]"), "{err}");
+    assert!(!err.contains("at-x") && !err.contains("rt-x"), "{err}");
+    assert_eq!(record(&dir, "k")["refresh_token"], "rt-x");
+}
