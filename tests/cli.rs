@@ -305,6 +305,29 @@ fn import_refuses_bad_files_and_finds_the_programs_default_file() {
     let rec = record(&dir, "claude-code");
     assert_eq!(rec["mirror"], json!({"path": file, "shape": "claude_code"}));
     assert_eq!(rec["expires_at_ms"], expires);
+    // A relative --file is stored absolute, as given (not resolved through links).
+    std::os::unix::fs::symlink(".credentials.json", config.join("link.json")).unwrap();
+    let o = cmd(
+        &dir,
+        &[
+            "import",
+            "claude-code",
+            "--key",
+            "relative",
+            "--file",
+            "claude-config/link.json",
+            "--token-url",
+            "http://127.0.0.1:9/t",
+        ],
+    )
+    .current_dir(d.path())
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        record(&dir, "relative")["mirror"]["path"],
+        json!(config.join("link.json"))
+    );
     let codex_home = d.path().join("codex-home");
     std::fs::create_dir(&codex_home).unwrap();
     std::fs::write(

@@ -1246,3 +1246,111 @@ async fn a_mirror_in_a_missing_directory_does_not_stop_the_refresh() {
         assert!(!lock.exists(), "{lock:?}");
     }
 }
+
+/// `sync_mirror` honours Claude Code's lock like a refresh does: busy → `Busy` naming it,
+/// the file untouched; a stale one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mirror_waits_for_claude_codes_lock_and_takes_a_stale_one() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("claude");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join(".credentials.json");
+    fs::write(&path, STUB).unwrap();
+    let store = store_with(
+        d.path(),
+        "claude",
+        &path,
+        "claude_code",
+        json!({"expires_in": 3600}),
+    );
+    let [held, second] = claude_locks(&dir);
+    fs::create_dir(&held).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let source = source_opts(
+        &store,
+        "claude",
+        provider("rt-0", calls.clone()),
+        Duration::from_millis(300),
+    );
+    let err = source.sync_mirror().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Busy, "{err}");
+    assert!(
+        err.to_string().contains(&held.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), STUB, "untouched");
+    assert!(held.is_dir() && !second.exists());
+    set_mtime(&held, SystemTime::now() - Duration::from_secs(61));
+    assert_eq!(source.sync_mirror().await.unwrap(), MirrorSync::Repaired);
+    assert_eq!(read(&path)["claudeAiOauth"]["refreshToken"], "rt-0");
+    assert!(!held.exists() && !second.exists());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// The keep-alive's passes in the core: the mirror's repair, the program's rotation and an
+/// unreadable file are reported (the last once), and nothing is refreshed while fresh.
+#[test]
+fn keepalive_passes_repair_adopt_and_report_the_mirror_once() {
+    use oauth_lock::{Keepalive, KeepaliveAction, KeepaliveOptions};
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("credentials.json");
+    fs::write(&path, STUB).unwrap();
+    let store = store_with(
+        d.path(),
+        "claude",
+        &path,
+        "claude_code",
+        json!({"expires_in": 3600,
+            "refresh": {"token_url": LOOPBACK, "client_id": "c", "body": "json"}}),
+    );
+    let options = KeepaliveOptions {
+        check_every: Duration::from_secs(60),
+        ..KeepaliveOptions::default()
+    };
+    let mut keeper = Keepalive::new(store.clone(), Vec::new(), options);
+    let actions = |keeper: &mut Keepalive| {
+        let pass = keeper.pass().unwrap();
+        assert_eq!(pass.failures, 0);
+        assert!(
+            pass.sleep > Duration::from_secs(50) && pass.sleep <= Duration::from_secs(60),
+            "{:?}",
+            pass.sleep
+        );
+        pass.reports
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.key, "claude");
+                r.action
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = actions(&mut keeper);
+    assert!(matches!(a[..], [KeepaliveAction::RepairedMirror]), "{a:?}");
+    assert_eq!(read(&path)["claudeAiOauth"]["refreshToken"], "rt-0");
+    let a = actions(&mut keeper);
+    assert!(matches!(a[..], [KeepaliveAction::Fresh { .. }]), "{a:?}");
+    assert!(actions(&mut keeper).is_empty(), "fresh again: said once");
+
+    write_json(&path, &claude_file("at-cc", "rt-cc", now_ms() + 7_200_000));
+    let a = actions(&mut keeper);
+    assert!(
+        matches!(
+            a[..],
+            [KeepaliveAction::AdoptedFromMirror { generation: 2 }]
+        ),
+        "{a:?}"
+    );
+    assert_eq!(
+        read(&store.path_of("claude").unwrap())["refresh_token"],
+        "rt-cc"
+    );
+
+    fs::write(&path, "{torn").unwrap();
+    let a = actions(&mut keeper);
+    assert!(
+        matches!(a[..], [KeepaliveAction::MirrorUnreadable(_)]),
+        "{a:?}"
+    );
+    assert!(actions(&mut keeper).is_empty(), "said once");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "{torn");
+}
