@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -430,12 +431,19 @@ def check_reports(check: Checks, procs: List[Proc]) -> None:
             check(not p.report["errors"], f"{p.name} pid {p.report.get('pid')} errors: {p.report['errors']}")
 
 
+#: What the mock's tokens look like: `at-<family uuid>-<32 hex>`, `rt-…`, and `--jwt` JWTs.
+TOKEN_SHAPES = re.compile(r"\b(?:at|rt)-[0-9a-f]{8}-[0-9a-f-]{27}-[0-9a-f]{32}\b|eyJ[A-Za-z0-9_-]{8,}\.eyJ")
+
+
 def check_no_token_in_logs(check: Checks, procs: List[Proc], tokens: List[str]) -> None:
+    """No process printed a token: neither one of `tokens` nor anything shaped like one."""
     for p in procs:
         text = p.logs()
         for t in tokens:
             if t and t in text:
                 check(False, f"{p.name} printed a token (fingerprint {fp(t)})")
+        leaked = TOKEN_SHAPES.search(text)
+        check(leaked is None, f"{p.name} printed something shaped like a token (fingerprint {fp(leaked and leaked.group(0))})")
 
 
 # ---- scenarios a, b, c: Claude Code beside oauth-lock -----------------------------------------
@@ -909,6 +917,7 @@ def test_e_a_killed_holder_leaves_a_lock_that_claude_codes_staleness_rule_clears
     check(stats_after_kill["refreshes"] == 0, f"the killed holder's request was answered: {stats_after_kill}")
     check(stats["replays"] == 0 and stats["invalid_grants"] == 0, f"provider after the crash: {stats}")
     check(again.returncode == 0, f"oauth-lock token after the crash exited {again.returncode}: {again.stderr}")
+    check_no_token_in_logs(check, [blocked, after], [login["access_token"], login["refresh_token"]])
     check(
         (fp(value["claudeAiOauth"]["accessToken"]), fp(value["claudeAiOauth"]["refreshToken"]))
         == (st["access_token_fingerprint"], st["refresh_token_fingerprint"]),
@@ -1002,6 +1011,7 @@ def test_g_a_logged_out_stub_is_never_adopted_and_the_keepalive_repairs_it(
     check(value.get("mcpOAuth") == claude_credentials(login)["mcpOAuth"], "mcpOAuth was not kept through the repair")
     check(st["state"] == "ok", f"the record's state is {st['state']!r}")
     check(stats["refreshes"] >= 2, f"only {stats['refreshes']} refreshes in {seconds:g} s")
+    check_no_token_in_logs(check, [*workers, keeper], [login["access_token"], login["refresh_token"]])
     check.done("scenario g")
 
 
