@@ -97,18 +97,27 @@ pub fn keepalive(dir: Option<PathBuf>, a: KeepaliveArgs) -> Outcome {
             .await
             .map_err(|e| Failure::Other(format!("keepalive pass: {e}")))?;
             keeper = back;
-            let pass = pass?;
-            for r in &pass.reports {
-                eprintln!("keepalive: {:?}: {}", r.key, describe(&r.action));
-            }
-            if a.once {
-                return Ok(if pass.failures == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
-            let nap = pass.sleep.max(Duration::from_millis(20));
+            let nap = match pass {
+                Ok(pass) => {
+                    for r in &pass.reports {
+                        eprintln!("keepalive: {:?}: {}", r.key, describe(&r.action));
+                    }
+                    if a.once {
+                        return Ok(if pass.failures == 0 {
+                            ExitCode::SUCCESS
+                        } else {
+                            ExitCode::from(1)
+                        });
+                    }
+                    pass.sleep.max(Duration::from_millis(20))
+                }
+                // The store itself could not be listed: said, and tried again later.
+                Err(e) if !a.once => {
+                    eprintln!("keepalive: error[{}]: {e}; trying again later", e.code());
+                    a.check_every
+                }
+                Err(e) => return Err(e.into()),
+            };
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
                 _ = term.recv() => break,
@@ -140,6 +149,13 @@ fn describe(action: &KeepaliveAction) -> String {
         KeepaliveAction::RepairedMirror => {
             "rewrote the program's file from the record (it was stale or logged out)".into()
         }
+        KeepaliveAction::MirrorMissing => {
+            "the program's file is gone (a logout?); left alone until the next refresh".into()
+        }
+        KeepaliveAction::BackingOff { until_ms } => format!(
+            "a refresh failed recently; the next try is in {} ms",
+            until_ms.saturating_sub(crate::commands::now_ms()).max(0)
+        ),
         KeepaliveAction::MirrorUnreadable(why) => {
             format!("the program's file is left untouched: {why}")
         }

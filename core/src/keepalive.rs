@@ -52,6 +52,10 @@ pub enum KeepaliveAction {
     RepairedMirror,
     /// The mirror cannot be read; left untouched (said once per reason).
     MirrorUnreadable(String),
+    /// The program's file is gone (its logout removes it); left alone until a refresh.
+    MirrorMissing,
+    /// A refresh failed recently (here or in another process); none before `until_ms`.
+    BackingOff { until_ms: i64 },
     /// The credential needs a login; it is not refreshed until one happens (said once).
     NeedsLogin(String),
     /// The record has no refresh config, so only its own program can refresh it (said once).
@@ -78,7 +82,8 @@ pub struct KeepalivePass {
     /// How long to sleep before the next pass: until the earliest due time, at most
     /// `check_every`.
     pub sleep: Duration,
-    /// Credentials that failed in this pass (for `--once`'s exit status).
+    /// Credentials that failed or need a login in this pass (for `--once`'s exit status, so
+    /// that cron reports them).
     pub failures: usize,
 }
 
@@ -115,7 +120,10 @@ impl Keepalive {
         let mut failures = 0;
         for key in keys {
             let report = self.one(&key);
-            if matches!(report.action, KeepaliveAction::Failed(_)) {
+            if matches!(
+                report.action,
+                KeepaliveAction::Failed(_) | KeepaliveAction::NeedsLogin(_)
+            ) {
                 failures += 1;
             }
             if let Some(due) = report.due_at_ms {
@@ -126,6 +134,8 @@ impl Keepalive {
             let quiet = matches!(
                 report.action,
                 KeepaliveAction::Fresh { .. }
+                    | KeepaliveAction::BackingOff { .. }
+                    | KeepaliveAction::MirrorMissing
                     | KeepaliveAction::NeedsLogin(_)
                     | KeepaliveAction::CannotRefresh
                     | KeepaliveAction::MirrorUnreadable(_)
@@ -181,6 +191,7 @@ impl Keepalive {
             }
             Ok(MirrorSync::Repaired) => Some(KeepaliveAction::RepairedMirror),
             Ok(MirrorSync::Unreadable(why)) => Some(KeepaliveAction::MirrorUnreadable(why)),
+            Ok(MirrorSync::Missing) => Some(KeepaliveAction::MirrorMissing),
             Ok(_) => None,
             Err(e) if e.code() == ErrorCode::Busy => return failed(e),
             Err(_) => None,
@@ -217,9 +228,7 @@ impl Keepalive {
         let now = now_ms();
         if let Some(until) = status.backoff_until_ms.filter(|&u| u > now) {
             return report(
-                mirror.unwrap_or(KeepaliveAction::Fresh {
-                    expires_at_ms: status.expires_at_ms,
-                }),
+                mirror.unwrap_or(KeepaliveAction::BackingOff { until_ms: until }),
                 Some(until),
             );
         }

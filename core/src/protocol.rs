@@ -483,6 +483,9 @@ impl TokenSource {
                     Ok(MirrorSync::Adopted { generation })
                 }
                 MirrorRead::Unreadable(why) => Ok(MirrorSync::Unreadable(why)),
+                // The program's logout removes its file: not ours to undo (the next refresh
+                // of the credential writes it again, as DESIGN.md §6.1 says).
+                MirrorRead::Missing => Ok(MirrorSync::Missing),
                 MirrorRead::NoTokens => Ok(MirrorSync::Unreadable(
                     "it holds no OAuth login (an API key only?); left untouched".into(),
                 )),
@@ -786,7 +789,9 @@ impl Leader {
             .await
             {
                 Ok(held) => held,
-                Err(e) => return self.deferred_or(record, Some(version), true, e),
+                // Recorded as a backoff like any failed refresh, so that the other processes
+                // do not each wait for the program's lock in turn while holding ours.
+                Err(e) => return self.defer(locked, record, version, e),
             },
             None => None,
         };
@@ -1303,8 +1308,10 @@ pub enum MirrorSync {
     InStep,
     /// The program had rotated the tokens: the record took them (this generation).
     Adopted { generation: u64 },
-    /// The mirror was missing, stale or a logged-out stub: rewritten from the record.
+    /// The mirror was stale or a logged-out stub: rewritten from the record.
     Repaired,
+    /// The file is gone (the program's logout removes it): left alone.
+    Missing,
     /// The mirror cannot be read (the reason never quotes it); left untouched.
     Unreadable(String),
 }
