@@ -598,9 +598,18 @@ def test_a_claude_code_beside_oauth_lock_in_three_languages(tmp_path: Path, caps
             )
         )
     check_claude_common(check, run)
-    # Both kinds of process refreshed: the contention was real.
-    check(standin_refreshes > 0, "no stand-in refreshed: no contention with Claude Code")
+    # Both sides took part in the rotation at the same margin: oauth-lock refreshed, and every
+    # stand-in went through its locked path (it refreshed, or adopted what it found under the
+    # locks) and some met a held Claude Code lock. Which side wins each expiry is a race (the
+    # stand-ins won 3 to 7 of 15-19 in the runs measured), so the stand-ins' own refreshes are
+    # printed, not asserted; scenario c shows the same contention without the interop breaks.
     check(run.stats["refreshes"] > standin_refreshes, "oauth-lock never refreshed: no contention")
+    for p in run.standins:
+        r = p.report or {}
+        check(
+            int(r.get("refreshes", 0)) + int(r.get("adopted", 0)) > 0,
+            f"{p.name} pid {r.get('pid')} never needed a new token",
+        )
     check(run.standin_sum("lock_waits") > 0, "no stand-in ever met a held Claude Code lock")
     # Claude Code's own temp + rename replaces a symlinked file with a regular one (the real
     # behaviour, issue 13); oauth-lock's writes keep the link (scenario b checks them alone).
