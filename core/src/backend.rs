@@ -66,6 +66,21 @@ pub trait Backend: Send + Sync + 'static {
     fn version(&self, key: &Key) -> Result<Option<Version>>;
     /// Takes the credential's exclusive lock, waiting at most `timeout` (`Busy`).
     fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>>;
+    /// Takes the exclusive lock if it is free; `None` when another holds it.
+    fn try_lock(&self, key: &Key) -> Result<Option<Box<dyn Locked>>> {
+        match self.lock(key, Duration::ZERO) {
+            Ok(locked) => Ok(Some(locked)),
+            Err(e) if e.code() == crate::error::ErrorCode::Busy => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    /// Waits, taking nothing, until no process holds the lock exclusively, at most `timeout`
+    /// (`Busy`); how long it waited. Every waiter wakes at once when the holder releases
+    /// (DESIGN.md §4 step 2.3). A backend that cannot wait so returns at once, and its
+    /// callers queue for the exclusive lock instead.
+    fn wait_released(&self, _key: &Key, _timeout: Duration) -> Result<Duration> {
+        Ok(Duration::ZERO)
+    }
     /// Every key with a record.
     fn list(&self) -> Result<Vec<Key>>;
     /// Permissions and file-system facts for `status`.
@@ -275,6 +290,17 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> 
     }
 }
 
+impl FsBackend {
+    fn locked(&self, key: &Key, guard: crate::lock::LockGuard) -> Box<dyn Locked> {
+        Box::new(FsLocked {
+            key: key.clone(),
+            dir: self.dir.clone(),
+            path: self.record_path(key),
+            guard,
+        })
+    }
+}
+
 impl Backend for FsBackend {
     fn id(&self) -> &Path {
         &self.dir
@@ -299,12 +325,15 @@ impl Backend for FsBackend {
 
     fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>> {
         let guard = lock_exclusive(&self.lock_path(key), timeout)?;
-        Ok(Box::new(FsLocked {
-            key: key.clone(),
-            dir: self.dir.clone(),
-            path: self.record_path(key),
-            guard,
-        }))
+        Ok(self.locked(key, guard))
+    }
+
+    fn try_lock(&self, key: &Key) -> Result<Option<Box<dyn Locked>>> {
+        Ok(crate::lock::try_lock_exclusive(&self.lock_path(key))?.map(|g| self.locked(key, g)))
+    }
+
+    fn wait_released(&self, key: &Key, timeout: Duration) -> Result<Duration> {
+        crate::lock::wait_released(&self.lock_path(key), timeout)
     }
 
     fn list(&self) -> Result<Vec<Key>> {

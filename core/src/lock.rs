@@ -28,6 +28,22 @@ pub fn blocked_waits() -> u64 {
     BLOCKED_WAITS.load(Ordering::Relaxed)
 }
 
+/// Exclusive locks this process obtained (counters that tests assert on, not times).
+static EXCLUSIVE_ACQUIRED: AtomicU64 = AtomicU64::new(0);
+/// Waits for a holder's release on the shared lock (DESIGN.md §4 step 2.3).
+static SHARED_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process obtained an exclusive lock.
+pub fn exclusive_acquisitions() -> u64 {
+    EXCLUSIVE_ACQUIRED.load(Ordering::Relaxed)
+}
+
+/// How many times this process found a lock held and waited for its release on the shared
+/// lock (every such waiter wakes at once when the holder releases).
+pub fn shared_waits() -> u64 {
+    SHARED_WAITS.load(Ordering::Relaxed)
+}
+
 /// Open lock descriptors, so that a forked child can close the ones it inherited.
 const SLOTS: usize = 256;
 static OPEN_FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
@@ -252,10 +268,11 @@ pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
     let lf = LockFile::open(path)?;
     match fs4::FileExt::try_lock(lf.file()) {
         Ok(()) => {
+            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
             return Ok(LockGuard {
                 _file: lf,
                 waited: Duration::ZERO,
-            })
+            });
         }
         Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
         Err(fs4::TryLockError::WouldBlock) => {}
@@ -360,6 +377,7 @@ fn wait_for_handoff(
         if queue.handoff.as_ref().is_some_and(|(t, _)| *t == ticket) {
             let (_, file) = queue.handoff.take().expect("checked");
             state.remove_if_idle(path);
+            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
             return Ok(LockGuard {
                 _file: file,
                 waited: started.elapsed(),
@@ -390,6 +408,151 @@ fn wait_for_handoff(
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
+}
+
+/// Takes the exclusive lock on `path` if it is free; `None` when another holds it.
+pub fn try_lock_exclusive(path: &Path) -> Result<Option<LockGuard>> {
+    crate::runtime::install_fork_handler();
+    let lf = LockFile::open(path)?;
+    match fs4::FileExt::try_lock(lf.file()) {
+        Ok(()) => {
+            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(LockGuard {
+                _file: lf,
+                waited: Duration::ZERO,
+            }))
+        }
+        Err(fs4::TryLockError::WouldBlock) => Ok(None),
+        Err(fs4::TryLockError::Error(e)) => Err(Error::io("locking", path, &e)),
+    }
+}
+
+/// The callers of one path waiting for its holder's release, and their one shared waiter.
+struct Release {
+    cv: Arc<Condvar>,
+    /// Releases seen so far; a caller returns once it moves past the value it found.
+    round: u64,
+    /// The shared waiter thread is blocked in `flock(LOCK_SH)` (or about to be).
+    waiter: bool,
+    /// The last failure of the shared waiter, by the round it ended.
+    failed: Option<(u64, Error)>,
+}
+
+struct Releases {
+    epoch: u64,
+    state: Mutex<HashMap<PathBuf, Release>>,
+}
+
+static RELEASES: ArcSwapOption<Releases> = ArcSwapOption::const_empty();
+
+/// This epoch's table of release waits (a fork starts a new one, as for [`waits`]).
+fn releases() -> Arc<Releases> {
+    let epoch = crate::runtime::epoch();
+    loop {
+        if let Some(r) = RELEASES.load_full().filter(|r| r.epoch == epoch) {
+            return r;
+        }
+        let previous = RELEASES.rcu(|current| match current {
+            Some(r) if r.epoch == epoch => Some(r.clone()),
+            _ => Some(Arc::new(Releases {
+                epoch,
+                state: Mutex::new(HashMap::new()),
+            })),
+        });
+        if let Some(old) = previous.filter(|r| r.epoch != epoch) {
+            std::mem::forget(old);
+        }
+    }
+}
+
+/// Waits until no process holds `path` exclusively, at most `timeout` (`Busy`); returns at
+/// once, with zero, when it is free. The wait is a shared `flock` that the holder's exclusive
+/// lock blocks, so every waiter of every process wakes the moment the holder releases, and
+/// the caller takes nothing: it re-reads, and takes the exclusive lock only if it must.
+///
+/// In a process, one thread per path blocks in the kernel and wakes every caller at once. A
+/// caller that times out leaves it blocked until the holder releases (one thread and one
+/// descriptor per path, however many give up), as for [`lock_exclusive`].
+pub fn wait_released(path: &Path, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or(started + Duration::from_secs(100 * 365 * 24 * 3600));
+    crate::runtime::install_fork_handler();
+    let table = releases();
+    let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let running = state.get(path).is_some_and(|r| r.waiter);
+    if !running {
+        drop(state);
+        let lf = LockFile::open(path)?;
+        match fs4::FileExt::try_lock_shared(lf.file()) {
+            // Nobody holds it exclusively: nothing to wait for (the shared hold ends here).
+            Ok(()) => return Ok(Duration::ZERO),
+            Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
+            Err(fs4::TryLockError::WouldBlock) => {}
+        }
+        state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let release = state.entry(path.to_owned()).or_insert_with(|| Release {
+            cv: Arc::new(Condvar::new()),
+            round: 0,
+            waiter: false,
+            failed: None,
+        });
+        if !release.waiter {
+            release.waiter = true;
+            let (theirs, owned) = (table.clone(), path.to_owned());
+            let spawned = std::thread::Builder::new()
+                .name("oauth-lock-release".into())
+                .spawn(move || wait_shared_in_kernel(&theirs, &owned, lf));
+            if let Err(e) = spawned {
+                release.waiter = false;
+                return Err(Error::io("starting the lock-wait thread", path, &e));
+            }
+        }
+    }
+    SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
+    let mine = state.get(path).expect("made above").round;
+    loop {
+        let release = state.get_mut(path).expect("a release entry is never removed");
+        if release.round > mine {
+            return match &release.failed {
+                Some((round, e)) if *round == release.round => Err(e.clone()),
+                _ => Ok(started.elapsed()),
+            };
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Busy {
+                ctx: Context {
+                    key: None,
+                    path: Some(PathBuf::from(path)),
+                },
+                waited_ms: started.elapsed().as_millis() as u64,
+                foreign: None,
+            });
+        }
+        let cv = release.cv.clone();
+        state = cv
+            .wait_timeout(state, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+/// The shared waiter of `path`: blocks until no exclusive holder remains, lets go at once (a
+/// writer waiting behind is held up for microseconds only), and wakes every caller.
+fn wait_shared_in_kernel(table: &Releases, path: &Path, lf: LockFile) {
+    let outcome = fs4::FileExt::lock_shared(lf.file());
+    // LockFile's drop unlocks explicitly, then closes.
+    drop(lf);
+    let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let release = state.get_mut(path).expect("a release entry is never removed");
+    release.round += 1;
+    release.waiter = false;
+    if let Err(e) = outcome {
+        release.failed = Some((release.round, Error::io("locking", path, &e)));
+    }
+    release.cv.notify_all();
 }
 
 #[cfg(test)]

@@ -711,8 +711,23 @@ impl Leader {
                 }
             }
         }
-        // 3: the lock.
-        let mut locked = self.lock().await?;
+        // 3: the lock. Held by another: wait for its release together with every other waiter
+        // (a shared wait), re-read, and adopt if that holder refreshed; only a waiter that
+        // still finds the record stale queues for the exclusive lock (N waiters, one hand-off).
+        let mut locked = match self.try_lock()? {
+            Some(locked) => locked,
+            None => {
+                let waited = match self.mode {
+                    Mode::Force => Duration::ZERO,
+                    _ => match self.after_release().await? {
+                        (_, Some(done)) => return done,
+                        (waited, None) => waited,
+                    },
+                };
+                self.lock(self.options.lock_timeout.saturating_sub(waited))
+                    .await?
+            }
+        };
         // 4: the authoritative read, after committing a rotation this process still holds.
         let Some((record, version)) = locked.read()? else {
             return Err(self.gone());
@@ -733,11 +748,56 @@ impl Leader {
         self.refresh_locked(locked.as_mut(), record, version).await
     }
 
-    /// Step 3: the lock, waited for on a blocking thread (the wait blocks in the kernel).
-    async fn lock(&self) -> Result<Box<dyn Locked>> {
+    /// Step 3, when the lock is free: taken at once.
+    fn try_lock(&self) -> Result<Option<Box<dyn Locked>>> {
+        let locked = self.slot.backend.try_lock(&self.slot.key)?;
+        #[cfg(feature = "fault-injection")]
+        if locked.is_some() {
+            crate::fault::hit("locked");
+        }
+        Ok(locked)
+    }
+
+    /// Step 3's shared wait: until the holder releases (every waiter wakes at once), then the
+    /// unlocked re-read. The answer if the record now serves the caller (or says it cannot be
+    /// refreshed now), else how long it waited.
+    async fn after_release(&self) -> Result<(Duration, Option<Result<AccessToken>>)> {
         let backend = self.slot.backend.clone();
         let key = self.slot.key.clone();
         let timeout = self.options.lock_timeout;
+        let waited = tokio::task::spawn_blocking(move || backend.wait_released(&key, timeout))
+            .await
+            .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
+        if waited > Duration::ZERO {
+            let ms = waited.as_secs_f64() * 1000.0;
+            events::lock_waited(self.key(), self.path(), ms);
+        }
+        let Some((record, version)) = self.slot.backend.read(&self.slot.key)? else {
+            return Ok((waited, Some(Err(self.gone()))));
+        };
+        if record.state == State::NeedsLogin {
+            let err = self.dead(&record);
+            self.slot.install(record, Some(version), false);
+            return Ok((waited, Some(Err(err))));
+        }
+        let newer_or_same = self
+            .slot
+            .generation()
+            .is_none_or(|g| record.generation >= g);
+        if newer_or_same && self.accepts(&record) {
+            self.note_adoption(&record, false);
+            return Ok((waited, Some(self.token_of(record, Some(version), false))));
+        }
+        if newer_or_same && record.backing_off(now_ms()) {
+            return Ok((waited, Some(self.backing_off(record, version, false))));
+        }
+        Ok((waited, None))
+    }
+
+    /// Step 3: the lock, waited for on a blocking thread (the wait blocks in the kernel).
+    async fn lock(&self, timeout: Duration) -> Result<Box<dyn Locked>> {
+        let backend = self.slot.backend.clone();
+        let key = self.slot.key.clone();
         let locked = tokio::task::spawn_blocking(move || backend.lock(&key, timeout))
             .await
             .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
