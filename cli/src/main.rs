@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod mirrors;
 mod mock_server;
+mod probe;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ enum Command {
     /// One process of the demo (and of the multi-process tests)
     #[command(hide = true)]
     Worker(demo::WorkerArgs),
+    /// One access-token call with the lock counters (tests and benchmarks of the hand-off)
+    #[command(hide = true)]
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::MockServer(o) => commands::mock_server(o),
         Command::Demo(a) => demo::demo(a),
         Command::Worker(a) => demo::worker(cli.dir, a),
+        Command::Probe(a) => probe::probe(cli.dir, a),
     };
     match result {
         Ok(code) => code,
