@@ -513,7 +513,9 @@ pub fn wait_released(path: &Path, timeout: Duration) -> Result<Duration> {
     SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
     let mine = state.get(path).expect("made above").round;
     loop {
-        let release = state.get_mut(path).expect("a release entry is never removed");
+        let release = state
+            .get_mut(path)
+            .expect("a release entry is never removed");
         if release.round > mine {
             return match &release.failed {
                 Some((round, e)) if *round == release.round => Err(e.clone()),
@@ -546,7 +548,9 @@ fn wait_shared_in_kernel(table: &Releases, path: &Path, lf: LockFile) {
     // LockFile's drop unlocks explicitly, then closes.
     drop(lf);
     let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-    let release = state.get_mut(path).expect("a release entry is never removed");
+    let release = state
+        .get_mut(path)
+        .expect("a release entry is never removed");
     release.round += 1;
     release.waiter = false;
     if let Err(e) = outcome {
@@ -718,5 +722,129 @@ mod tests {
         // The abandoned waiter thread gets the lock and must let go of it at once.
         let again = lock_exclusive(&path, Duration::from_secs(5)).unwrap();
         drop(again);
+    }
+
+    /// The shared-wait tests count this process's threads: run one at a time.
+    static SHARED_WAIT_TESTS: Mutex<()> = Mutex::new(());
+
+    /// Threads of this process named `name` (the shared waiter is "oauth-lock-release").
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == name.get(..15).unwrap_or(name))
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_free_lock_is_not_waited_for_and_nothing_stays_held() {
+        let _serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        assert_eq!(
+            wait_released(&path, Duration::from_secs(1)).unwrap(),
+            Duration::ZERO
+        );
+        // The shared probe is gone: the exclusive lock is free at once.
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn every_waiter_wakes_at_the_release_through_one_thread_and_takes_nothing() {
+        let _serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let before = shared_waits();
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || wait_released(&path, Duration::from_secs(30)))
+            })
+            .collect();
+        eventually("all eight wait", || shared_waits() - before >= 8);
+        assert_eq!(
+            threads_named("oauth-lock-release"),
+            1,
+            "one thread per path"
+        );
+        assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
+        drop(held);
+        for w in waiters {
+            let waited = w.join().unwrap().unwrap();
+            assert!(waited > Duration::ZERO, "it waited for the holder");
+        }
+        // Nobody took anything: the lock is free for the next writer.
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+        eventually("the shared waiter ended", || {
+            threads_named("oauth-lock-release") == 0
+        });
+    }
+
+    #[test]
+    fn a_shared_wait_times_out_busy_and_its_thread_ends_at_the_release() {
+        let _serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let err = wait_released(&path, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Busy);
+        assert_eq!(err.path(), Some(path.as_path()));
+        // A second caller reuses the blocked thread instead of starting another.
+        let err = wait_released(&path, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Busy);
+        assert_eq!(fds_on(&path), 2, "the holder's descriptor and one waiter's");
+        drop(held);
+        eventually("the abandoned waiter let go", || fds_on(&path) == 0);
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+    }
+
+    /// Shared holds last a moment (taken and dropped at once), so a writer behind a stream of
+    /// waiters is never starved: every exclusive acquisition succeeds well within its timeout
+    /// while eight threads keep waiting and re-waiting on the same lock.
+    #[test]
+    fn writers_are_not_starved_by_a_stream_of_shared_waits() {
+        let _serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let stop = Arc::new(AtomicBool::new(false));
+        let waits_before = shared_waits();
+        let stream: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, stop) = (path.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        wait_released(&path, Duration::from_secs(30)).unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            let g = lock_exclusive(&path, Duration::from_secs(5))
+                .expect("a writer got the lock within 5 s despite the shared waits");
+            std::thread::sleep(Duration::from_micros(200));
+            drop(g);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let rounds: u64 = stream.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(rounds > 200, "the stream really ran: {rounds} rounds");
+        assert!(
+            shared_waits() > waits_before,
+            "some waits found the writer holding it"
+        );
     }
 }
