@@ -70,7 +70,7 @@ def load(results_dir: Path) -> Tuple[Results, Results, Dict[str, Any]]:
         doc = json.loads(f.read_text())
         if f.stem.endswith("-contention"):
             contention[doc["lang"]] = doc
-        elif f.stem != "run":
+        elif f.stem not in ("run", "waiters"):
             langs[doc["lang"]] = doc
     run_file = results_dir / "run.json"
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
@@ -522,7 +522,8 @@ def staleness(langs: Results, contention: Results, run: Dict[str, Any]) -> List[
     return notes
 
 
-def benchmarks_md(langs: Results, contention: Results, run: Dict[str, Any]) -> str:
+def benchmarks_md(langs: Results, contention: Results, run: Dict[str, Any],
+                  waiters: Optional[Dict[str, Any]] = None) -> str:
     L: List[str] = []
     L += [
         "# Benchmarks",
@@ -535,9 +536,10 @@ def benchmarks_md(langs: Results, contention: Results, run: Dict[str, Any]) -> s
         "summary with one command:",
         "",
         "```bash",
-        "./scripts/bench                 # release builds, every language, then bench/report.py (~4-5 min)",
+        "./scripts/bench                 # release builds, every language, the waiters, then bench/report.py (~9-10 min)",
         "BENCH_QUICK=1 ./scripts/bench   # a smoke run with few rounds (~3 min)",
         "./scripts/bench-<lang>          # one language alone (rust, c, jvm, python, node) → bench/results/",
+        "./scripts/bench-waiters         # \"Waiters wake together\" alone → bench/results/waiters.json",
         "./scripts/bench --render        # re-render from bench/results/ without measuring",
         "```",
         "",
@@ -612,6 +614,7 @@ def benchmarks_md(langs: Results, contention: Results, run: Dict[str, Any]) -> s
         L += [f"Recorded {recorded:%Y-%m-%d %H:%M} UTC; {versions}.", ""]
         L += measurement_table(langs, lang, rows)
         L += [""] + [f"- {p}" for p in prose] + [""]
+    L += waiters_section(waiters, run)
     L += [
         "## The demo",
         "",
@@ -691,14 +694,361 @@ def write_readme(region: str) -> None:
     path.write_text(f"{head}{begin}\n{region}\n{end}{tail}")
 
 
+# ---- waiters wake together (scripts/bench-waiters) ------------------------------------------
+
+WAITERS_BEGIN, WAITERS_END = "<!-- waiters:begin -->", "<!-- waiters:end -->"
+WAITER_SIZES = [2, 6, 16, 64]
+EXACT_ROWS = [
+    ("rust_holder", "oauth-lock, Rust (`oauth-lock probe` processes)"),
+    ("python_holder", "oauth-lock, Python (`bench/waiters/probe.py` processes)"),
+    ("kernel_sh", "kernel: `flock(LOCK_SH)` waiters, all woken at once (C)"),
+    ("kernel_ex", "kernel: `flock(LOCK_EX)` waiters, in turn (C)"),
+    ("filelock", "peer: `filelock` waiters, in turn (Python, polls every 50 ms)"),
+]
+
+
+def load_waiters(results_dir: Path) -> Optional[Dict[str, Any]]:
+    f = results_dir / "waiters.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def wentry(w: Dict[str, Any], variant: str, n: int) -> Optional[Dict[str, Any]]:
+    e = w.get("handoffs", {}).get("variants", {}).get(variant, {}).get(str(n))
+    return e if e and e.get("rounds") else None
+
+
+def wstat(w: Dict[str, Any], variant: str, n: int, what: str = "handoff", p: str = "p50_ns") -> Optional[float]:
+    e = wentry(w, variant, n)
+    return None if e is None else e[what][p]
+
+
+def sfmt(ns: Optional[float]) -> str:
+    """fmt() for a time that may be negative (a waiter back before the winner)."""
+    if ns is None:
+        return "—"
+    return f"−{fmt(-ns)}" if ns < 0 else fmt(ns)
+
+
+def pair(w: Dict[str, Any], variant: str, n: int, what: str = "handoff") -> str:
+    e = wentry(w, variant, n)
+    if e is None:
+        return "not run"
+    return f"{sfmt(e[what]['p50_ns'])} / {sfmt(e[what]['p99_ns'])}"
+
+
+def size_header(first: str) -> List[str]:
+    return [f"| {first} | " + " | ".join(f"{n} waiting" for n in WAITER_SIZES) + " |",
+            "| --- | " + " | ".join("---:" for _ in WAITER_SIZES) + " |"]
+
+
+def waiters_goals(w: Dict[str, Any]) -> List[str]:
+    def yes(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    out = ["| goal (issue 14, this machine) | this run | |", "| --- | --- | --- |"]
+    last6, exact6 = wentry(w, "python", 6), wentry(w, "python_holder", 6)
+    if last6:
+        v = last6["last"]["p99_ns"]
+        out.append(
+            f"| the last of 6 Python waiters back within 1 ms of the winner (p99 over rounds) | {sfmt(v)} "
+            f"(p50 {sfmt(last6['last']['p50_ns'])}, {last6['rounds']} rounds behind a real refresh) | {yes(v <= 1e6)} |")
+    if exact6:
+        v = exact6["last"]["p99_ns"]
+        out.append(
+            f"| the same, from the exact release (the winner may return late: see below) | {sfmt(v)} "
+            f"(p50 {sfmt(exact6['last']['p50_ns'])}, {exact6['rounds']} rounds) | {yes(v <= 1e6)} |")
+    for variant, name in [("rust_holder", "Rust"), ("python_holder", "Python")]:
+        a, b = wstat(w, variant, 64, p="p99_ns"), wstat(w, variant, 6, p="p99_ns")
+        if a is None or b is None:
+            continue
+        out.append(f"| {name}: the 64-process hand-off p99 within 5× the 6-process p99 | {sfmt(a)} vs {sfmt(b)}: "
+                   f"{a / b:.1f}× | {yes(a <= 5 * b)} |")
+    cells, oks = [], []
+    for n in WAITER_SIZES:
+        a, b = wstat(w, "rust_holder", n), wstat(w, "kernel_sh", n)
+        if a is None or b is None:
+            continue
+        cells.append(f"{n} waiting: {sfmt(a)} vs {sfmt(b)}, {a / b:.1f}×")
+        oks.append((n, a <= 3 * b))
+    if cells:
+        good = [str(n) for n, ok in oks if ok]
+        bad = [str(n) for n, ok in oks if not ok]
+        verdict = ("**met**" if not bad else "**not met**" if not good else
+                   f"met with {', '.join(good)} waiting; **not met** with {', '.join(bad)}")
+        out.append("| Rust's hand-off p50 within 3× the raw kernel hand-off (C `LOCK_SH` waiters, as many) | "
+                   + "; ".join(cells) + f" | {verdict} |")
+    return out
+
+
+def waiters_scale(w: Dict[str, Any]) -> List[str]:
+    L: List[str] = []
+    c = w.get("contention")
+    if c:
+        r = c.get("refreshes_per_rotation")
+        errors = c["client_errors"] + len(c.get("worker_failures", []))
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(c.get("errors_by_kind", {}).items()))
+        L += [
+            f"**{c['processes']} processes × {c['threads']} threads on one credential** (`oauth-lock worker`, "
+            f"run as bench/contention.py runs it; 1 s tokens, {c['seconds']:g} s, {c['wall_s']:g} s wall):",
+            "",
+            "| token calls | provider refreshes | rotations committed | refreshes ÷ rotations | replays | revoked families "
+            "| token call p50 / p99 / max | client errors |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            f"| {c['calls']} | {c['refreshes']} | {c['rotations']} | {'n/a' if r is None else f'{r:.2f}'} | "
+            f"{c['replays']} | {c['revoked_families']} | {fmt(c.get('token_call_p50_ns'))} / "
+            f"{fmt(c.get('token_call_p99_ns'))} / {fmt(c.get('token_call_max_ns'))} | {errors}"
+            + (f" ({kinds})" if kinds else "") + " |",
+            "",
+            "Each worker thread loops: a token, then the mock's `/resource` with it, and on a 401 `reject` and",
+            "retry; an error is counted by its code (`ResourceUnreachable`: the HTTP call to the mock",
+            "failed). The latencies are the workers' samples of the token call alone.",
+            "",
+        ]
+    st = w.get("store")
+    if st:
+        n = st["credentials"]
+        ns = f"{n:,}".replace(",", " ")
+        one = st["hot_one_credential_ns"]
+        calls = f"{st['probe']['calls']:,}".replace(",", " ")
+
+        def vs(v: float) -> str:
+            return f"{fmt(v)} ({times(v, one)} the one-credential figure)"
+
+        L += [
+            f"**A store of {ns} credentials** (records written directly, fresh; bench/waiters/scale_probe.c "
+            f"through the C ABI, the core's hot path plus the ABI's ~20 ns; medians of "
+            f"{st['probe']['rounds']} rounds × {calls} calls):",
+            "",
+            "| | |",
+            "| --- | ---: |",
+            f"| hot path, a store with one credential | {fmt(one)} |",
+            f"| hot path, one credential of the {ns} on disk | {vs(st['hot_big_store_ns'])} |",
+            f"| hot path, after this process loaded all {ns} (a slot each) | {vs(st['hot_all_loaded_ns'])} |",
+            f"| hot path, cycling over all {ns} sources (a different slot each call) | {vs(st['cycle_all_ns'])} |",
+            f"| loading them: new source + first token, per credential | {fmt(st['load_all_per_credential_ns'])} |",
+            f"| memory per slot: RSS growth ÷ {ns}, source and token handles held | {st['bytes_per_slot'] / 1024:.1f} KiB |",
+            f"| the same after freeing the {ns} source handles | {st['bytes_per_slot_sources_freed'] / 1024:.1f} KiB |",
+            f"| `oauth-lock status` (lists all {ns}), wall time, median of {len(st['status_ns'])} | {fmt(st['status_p50_ns'])} |",
+            f"| `oauth-lock status --json`, all {ns} | {fmt(st['status_json_ns'])} |",
+            f"| `oauth-lock status` on a store with one credential (the process's start) | {fmt(st['status_one_credential_p50_ns'])} |",
+            "",
+        ]
+    return L
+
+
+def waiters_where(w: Dict[str, Any]) -> List[str]:
+    """Where the time goes: the single-waiter gap to the kernel, and the cost of each further
+    waiting process (on 2 cores, hand-offs of many processes are CPU-bound)."""
+    L = ["### Where the time goes", ""]
+    a2, k2 = wstat(w, "rust_holder", 2), wstat(w, "kernel_sh", 2)
+    if a2 is not None and k2 is not None:
+        L += [f"- With 2 waiting, the kernel wakes a `LOCK_SH` waiter in {sfmt(k2)} (p50) and oauth-lock's Rust "
+              f"waiter is back with the token in {sfmt(a2)}: {sfmt(a2 - k2)} is the core's own part of the path."]
+    slopes = []
+    for variant, name in [("kernel_sh", "the kernel's `LOCK_SH` waiters"), ("kernel_ex", "`LOCK_EX` waiters in turn"),
+                          ("rust_holder", "oauth-lock's Rust waiters"), ("python_holder", "its Python waiters")]:
+        hi, lo = wstat(w, variant, 64, "last"), wstat(w, variant, 16, "last")
+        if hi is not None and lo is not None:
+            slopes.append(f"{name} {sfmt((hi - lo) / 48)}")
+    if slopes:
+        L += ["- Each further waiting process adds to the last one's return (p50 of the last waiter, from 16 to 64 "
+              "waiting, ÷ 48): " + ", ".join(slopes) + ". With 2 cores and every waiter runnable at once, that is "
+              "about half the CPU each one spends from its wake-up to its return."]
+    L += [
+        "- The path of one waiter after the kernel's wake-up (traced with `strace -f` on one `oauth-lock probe`",
+        "  when this section was written): the core's `oauth-lock-release` thread returns from",
+        "  `flock(LOCK_SH)`, unlocks, closes and signals a condition variable; the blocking-pool thread",
+        "  waiting in `wait_released` wakes and completes its `spawn_blocking`, which wakes a tokio worker",
+        "  (and, through its eventfd, the I/O driver's thread); the worker re-reads the record (`open`,",
+        "  two `statx`, `lseek`, two `read`, `close`, the JSON parse), adopts, and wakes the caller's",
+        "  thread blocked in `access_token_blocking`. Four threads run one after the other where the C",
+        "  waiter needs one, and the release thread meanwhile unmaps its 2 MiB stack and exits. Before",
+        "  blocking, each waiting process has also started two threads (that release thread, the",
+        "  blocking pool's first) and opened the lock file twice (`try_lock` exclusive, then shared).",
+        "",
+    ]
+    return L
+
+
+def cpu_note(w: Dict[str, Any]) -> str:
+    parts = []
+    for key, what in [("cpu_handoffs", "the hand-offs"), ("cpu_contention", "the 64 × 8 run"),
+                      ("cpu_store", "the store figures")]:
+        c = w.get(key)
+        if c:
+            parts.append(f"{c['others_cpus']:.2f} during {what}")
+    if not parts:
+        return ""
+    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return (f" Other processes (/proc/stat's busy time minus this run's own CPU time) used on average, of "
+            f"the {w.get('cpus', '?')} CPUs, {listed}.")
+
+
+def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: bool = False) -> List[str]:
+    L = [
+        WAITERS_BEGIN,
+        "## Waiters wake together",
+        "",
+        "```bash",
+        "./scripts/bench-waiters   # bench/waiters/waiters.py: probes in Rust, Python and C, the filelock peer, the scale figures",
+        "```",
+        "",
+    ]
+    if not w:
+        return L + ["Not run in this run.", "", WAITERS_END, ""]
+    rec = datetime.datetime.fromtimestamp(w["recorded_at_ms"] / 1000, datetime.timezone.utc)
+    v = w.get("versions", {})
+    ls, lh, le = w["loadavg_start"][0], w.get("loadavg_after_handoffs", [None])[0], w["loadavg_end"][0]
+    L += [
+        f"Recorded {rec:%Y-%m-%d %H:%M} UTC in one run of {w['wall_s']:g} s ({w['handoffs_s']:g} s of hand-offs"
+        + (f", {w['scale_s']:g} s of scale figures" if "scale_s" in w else "")
+        + f") on {w['cpus']} logical CPUs; load average (1 min) {ls:.2f} at the start, "
+        + (f"{lh:.2f} after the hand-offs, " if lh is not None else "")
+        + f"{le:.2f} at the end (the run's own processes count in it)."
+        + cpu_note(w)
+        + f" {v.get('oauth-lock', '?')} at commit {v.get('commit', '?')}"
+        + ("" if v.get("uncommitted", "none") == "none" else f" (uncommitted changes in {v['uncommitted']})")
+        + f"; Python {v.get('python', '?')}, filelock {v.get('filelock', '?')}; {v.get('cc', '?')}.",
+        "",
+    ]
+    if w.get("quick"):
+        L += ["**This is a `BENCH_QUICK=1` smoke run** (few rounds): the figures are indicative only.", ""]
+    started = run.get("started_at_ms")
+    if started and w.get("started_at_ms", 0) < started:
+        L += ["These figures come from an earlier run than the rest of this file (`scripts/bench-waiters` failed or "
+              "was skipped in this one).", ""]
+    if alone:
+        L += ["This section comes from a run of `./scripts/bench-waiters` alone (its own machine facts are",
+              "above); the rest of this file from the run described under \"The machine\".", ""]
+    h = w["handoffs"]
+    rounds = h.get("rounds_per_size", {})
+    L += [
+        "Processes that find a credential's lock held by a refresh wait on a shared `flock` that the",
+        "holder's exclusive lock blocks; all wake at its release, re-read and adopt; none takes the",
+        "exclusive lock unless the record is still stale (DESIGN.md §4 step 2.3). Here N processes",
+        "wait behind one holder; rounds per N: "
+        + ", ".join(f"{n}: {rounds.get(str(n), rounds.get(n, '?'))}" for n in WAITER_SIZES)
+        + "; the variants run interleaved, round by round.",
+        "",
+        "### The goals",
+        "",
+    ]
+    L += waiters_goals(w)
+    L += [
+        "",
+        "### Hand-off from the release",
+        "",
+        "A holder (`bench/waiters/flock_probe.c hold`) has `<stem>.lock`; N processes are blocked behind",
+        "it (each seen in the kernel's lock table, `/proc/locks`); it renames a fresh record into",
+        "place — another process's commit — and releases, stamping the moment just before",
+        "`flock(LOCK_UN)`. A waiter's hand-off is its return with the new token minus that stamp",
+        "(CLOCK_REALTIME in every process). p50 / p99 over every waiter of every round:",
+        "",
+    ]
+    L += size_header("release → waiter back with the token, p50 / p99")
+    for variant, name in EXACT_ROWS:
+        L.append(f"| {name} | " + " | ".join(pair(w, variant, n) for n in WAITER_SIZES) + " |")
+    L += ["", "The last waiter of each round, p50 / p99 over rounds:", ""]
+    L += size_header("release → the last waiter back, p50 / p99")
+    for variant, name in EXACT_ROWS:
+        L.append(f"| {name} | " + " | ".join(pair(w, variant, n, "last") for n in WAITER_SIZES) + " |")
+    L += [
+        "",
+        "- The C waiters call `flock(2)` on the lock file and print the time it returned: the",
+        "  kernel's own hand-off, with nothing of oauth-lock. `LOCK_SH` waiters all wake at the",
+        "  release, as oauth-lock's shared wait does; `LOCK_EX` waiters take the lock in turn (each",
+        "  unlocks at once), which is what every waiter paid before this change: the k-th back",
+        "  after k hand-offs.",
+        "- oauth-lock's waiter is one `access_token()` call of a fresh process on an expired record:",
+        "  an unlocked read, `try_lock` failing, the shared wait (one thread per process blocked in",
+        "  `flock(LOCK_SH)`), then on wake the re-read and adopt; Python's call includes the GIL",
+        "  re-taken and the `AccessToken` object.",
+        "- `filelock` waiters sleep `poll_interval` (50 ms) between non-blocking attempts; the holder",
+        "  releases at a random moment of one interval (after writing the fresh file, which each",
+        "  waiter then re-reads under the lock), so they come back in turn, at their next poll.",
+        "",
+        "### Behind a real refresh",
+        "",
+        f"The issue's own set-up: one process refreshes an expired credential at `oauth-lock mock-server "
+        f"--latency {h.get('mock_latency', '?')}` (the winner) while N more",
+        "block behind it: `oauth-lock probe` processes (started together with `--start-at-ns`, 40 ms",
+        "after the winner), or `bench/waiters/probe.py` processes (started by a line on stdin once",
+        "the winner holds the lock). Each prints when it returned; a waiter's figure is its return",
+        "minus the winner's. The winner returns a few µs after its release when it runs at once, but",
+        "with N processes waking on 2 cores the scheduler often runs waiters first: they come back",
+        "\"before\" the winner (negative), and these figures are then short by as much.",
+        "",
+    ]
+    L += size_header("back after the winner")
+    for variant, name in [("rust", "Rust"), ("python", "Python")]:
+        L.append(f"| {name}: a waiter, p50 / p99 | " + " | ".join(pair(w, variant, n) for n in WAITER_SIZES) + " |")
+        L.append(f"| {name}: the last waiter of a round, p50 / p99 over rounds | "
+                 + " | ".join(pair(w, variant, n, "last") for n in WAITER_SIZES) + " |")
+        cells = []
+        for n in WAITER_SIZES:
+            e = wentry(w, variant, n)
+            cells.append("—" if e is None else f"{e['negative']} of {e['handoff']['n']}")
+        L.append(f"| {name}: waiters back before the winner | " + " | ".join(cells) + " |")
+    L += ["", "What the core's counters (`oauth-lock probe` prints them) and the provider say:", ""]
+    L += size_header("per N, over its rounds")
+    rows: List[Tuple[str, Callable[[Dict[str, Any]], str], str]] = [
+        ("Rust rounds (discarded and re-run)", lambda e: f"{e['rounds']} ({e['discarded_rounds']})", "rust"),
+        ("Rust waiters that took the exclusive lock", lambda e: f"{e.get('waiter_exclusive_locks', '—')} of {e['handoff']['n']}", "rust"),
+        ("Rust waiters' shared waits", lambda e: f"{e.get('waiter_shared_waits', '—')} of {e['handoff']['n']}", "rust"),
+        ("provider refreshes per Rust round", lambda e: f"{e.get('provider_refreshes', 0) / e['rounds']:.2f}", "rust"),
+        ("Python rounds (discarded and re-run)", lambda e: f"{e['rounds']} ({e['discarded_rounds']})", "python"),
+        ("provider refreshes per Python round", lambda e: f"{e.get('provider_refreshes', 0) / e['rounds']:.2f}", "python"),
+        ("Rust waiters behind the holder that took the exclusive lock",
+         lambda e: f"{e.get('waiter_exclusive_locks', '—')} of {e['handoff']['n']}", "rust_holder"),
+    ]
+    for name, cell, variant in rows:
+        vals = []
+        for n in WAITER_SIZES:
+            e = wentry(w, variant, n)
+            vals.append("—" if e is None else cell(e))
+        L.append(f"| {name} | " + " | ".join(vals) + " |")
+    L += ["", f"Replays at the provider over all these rounds: {h.get('provider_replays', '?')}.", ""]
+    L += waiters_where(w)
+    scale = waiters_scale(w)
+    if scale:
+        L += ["### Scale", ""] + scale
+    L += [WAITERS_END, ""]
+    return L
+
+
+def splice_waiters(section: List[str]) -> None:
+    """Replaces (or adds, before "## The demo") the waiters section of docs/BENCHMARKS.md,
+    leaving the rest as it was rendered: for a run of ./scripts/bench-waiters alone."""
+    path = DOCS / "BENCHMARKS.md"
+    text = path.read_text()
+    new = "\n".join(section)
+    if WAITERS_BEGIN in text and WAITERS_END in text:
+        head, rest = text.split(WAITERS_BEGIN, 1)
+        _, tail = rest.split(WAITERS_END, 1)
+        text = head + new.rstrip("\n") + tail
+    elif "## The demo" in text:
+        head, tail = text.split("## The demo", 1)
+        text = head + new + "\n## The demo" + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    path.write_text(text)
+
+
 def main() -> None:
     results_dir = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results"))
     langs, contention, run = load(results_dir)
+    waiters = load_waiters(results_dir)
+    if not langs and waiters and (DOCS / "BENCHMARKS.md").exists():
+        # ./scripts/bench-waiters alone: only its section is rendered; the rest stays as it was.
+        splice_waiters(waiters_section(waiters, run, alone=True))
+        print(f"wrote the \"Waiters wake together\" section of docs/BENCHMARKS.md from {results_dir}/waiters.json "
+              "(no language results there: the rest of the file is left as it was)")
+        return
     if not langs:
         sys.exit(f"no results in {results_dir}: run ./scripts/bench (or a scripts/bench-<lang>) first")
     DOCS.mkdir(exist_ok=True)
     plot(langs, DOCS / PLOT)
-    (DOCS / "BENCHMARKS.md").write_text(benchmarks_md(langs, contention, run))
+    (DOCS / "BENCHMARKS.md").write_text(benchmarks_md(langs, contention, run, waiters))
     write_readme(readme_region(langs, contention))
     print(f"wrote docs/BENCHMARKS.md, docs/{PLOT} and the README's bench region from {results_dir}")
 
