@@ -7,9 +7,22 @@
  *   idle options ........... §4 1 hot path      TokenSource::cached, access_token, reject
  *   unlocked read .......... §4 2.1-2.2         Leader::run, Backend::read (backend.rs read_record);
  *                                               a backoff in force -> Leader::backing_off
- *   lock + locked read ..... §4 2.3-2.5         Backend::lock -> lock.rs lock_exclusive (flock),
- *                                               Locked::read, Leader::commit_held (a rotation
- *                                               this process holds), Mode::accepts, backing_off
+ *   try-lock ............... §4 2.3             Leader::try_lock -> lock.rs try_lock_exclusive:
+ *                                               free -> taken at once (the locked read below);
+ *                                               held -> the shared wait
+ *   shared wait + re-read .. §4 2.3             Leader::after_release -> lock.rs wait_released:
+ *                                               flock(LOCK_SH), granted only while nobody holds
+ *                                               the lock exclusively (so every waiter of every
+ *                                               process wakes at the holder's release), let go
+ *                                               at once, nothing taken; then the unlocked re-read:
+ *                                               needs_login -> stop; fresh -> adopt; a backoff in
+ *                                               force (a holder whose refresh failed wrote it) ->
+ *                                               backing_off; only otherwise queue for the lock
+ *   lock + locked read ..... §4 2.3-2.5         the try-lock, or after the wait Leader::lock ->
+ *                                               lock_exclusive (flock, blocking); Locked::read
+ *                                               (the authoritative read), Leader::commit_held (a
+ *                                               rotation this process holds), Mode::accepts,
+ *                                               backing_off. G1 rests on this read alone
  *   present ................ §4 2.6             Leader::refresh_locked -> attempt ->
  *                                               Refresher::refresh, answered by
  *                                               cli/src/mock_server/state.rs refresh. The lock
@@ -36,6 +49,18 @@
  * any step, including while it waits for the lock. The locked read and the recommit of a
  * held rotation are one step: both happen under the lock, so nobody can tell them apart,
  * and a crash between them loses the held rotation exactly as a crash before the lock does.
+ * A try-lock that fails is a step of its own (it reads the lock). The shared wait, its
+ * release and the unlocked re-read after it are one step by default, taken at any moment
+ * the lock is free. The shared hold is let go at once, and the record changes only under
+ * the exclusive lock, at the step that also releases it (a commit, a backoff, needs_login,
+ * a save), with one exception: a held rotation recommitted by a leader that then either
+ * adopts it and releases at once, or refreshes because it is stale (a stale record only
+ * sends a waiter to queue for the lock, where it ends up anyway). So a re-read made while
+ * another process holds the lock has a counterpart made while the lock is free (just before
+ * that process took it, or just after it let go) with the same outcome. -DSHARED_HOLD
+ * models the three steps apart (a hold the others see: an exclusive lock waits and a
+ * try-lock fails while any process holds it shared; several may hold it at once; a re-read
+ * may come while another process holds the lock), and scripts/test-model checks that too.
  *
  * Abstractions (model/README.md says more): one model process = one OS process with one slot;
  * its threads are the single flight's followers and only wait for the leader's result. A
@@ -91,10 +116,26 @@
  *                    error (the behaviour before issue 11; expected to FAIL G5b)
  *   NAIVE_IGNORE_BACKOFF  the reads do not look at the backoff (expected to FAIL the backoff
  *                    property)
+ *   SHARED_HOLD      the shared wait as three steps (granted, let go, re-read), the hold seen
+ *                    by the others (see Granularity); expected to pass like the default
+ *   NAIVE_SHARED_REFRESH  a waiter that still finds the record stale after the shared wait
+ *                    refreshes with what it read then, without the exclusive lock (expected
+ *                    to FAIL G1: a replay)
+ *   NAIVE_ALWAYS_QUEUE    a waiter queues for the exclusive lock whatever its re-read found,
+ *                    as every waiter did before issue 14, one hand-off each (expected to FAIL
+ *                    HANDOFF)
  *   GEN_IN_STATE     the generation counter (printouts only) in the state vector, as a
  *                    breadth-first search needs
- *   NO_G2 .. NO_G5, NO_BACKOFF   leave a property out (the naive runs keep only G1, so the
- *                    violation spin reports is G1's)
+ *   NO_G2 .. NO_G5, NO_BACKOFF, NO_ADOPT, NO_HANDOFF   leave a property out (the naive runs
+ *                    keep only G1, so the violation spin reports is G1's)
+ *
+ * Properties (asserts at the step where each must hold; G3 and G5b an invariant): G1 no
+ * replay, G2 one refresh per expiry, G3 no lost rotation, G4 no clobbered update, G5 dead is
+ * dead once (and G5b: only refresh-token errors kill), the backoff, STRICT_HELD, G6 (no
+ * invalid end state), and for issue 14's step 2.3: ADOPT (every adopted token is one the
+ * provider would accept at the read: issued, the record's, fresh, its family not revoked)
+ * and HANDOFF (a waiter whose re-read found a record that serves it never takes the
+ * exclusive lock for it; N waiters behind one refresh cost one hand-off, no second refresh).
  */
 
 #ifndef N
@@ -159,6 +200,8 @@ bit  rejected[MAXK + 1];    /* the provider answered a refresh-token error to k 
 bit  dead_lost[MAXK + 1];   /* ... and that was never recorded: its receiver was killed first,
                                or the needs_login write failed */
 bit  clerr[MAXK + 1];       /* k got a client error and has not been redeemed since */
+bit  famdl[MAXK + 1];       /* family f (fam[] value) had a rejection that was never recorded
+                               (dead_lost): its record may stay ok after its revocation */
 
 /* ---- the clock: access token k is stale iff k <= stale_upto ---- */
 byte stale_upto = 0;
@@ -180,6 +223,18 @@ bit  f_backoff = 0;         /* "backoff" still in force (until_ms not yet reache
 
 /* ---- the flock on <stem>.lock: 0 = free, else the holder; it dies with its holder ---- */
 byte lock = 0;
+/* ---- the shared flocks on it (§4 2.3's wait). One is granted only while nobody holds the
+   lock exclusively, any number of processes may hold one at once, and its holder lets go of
+   it at once. By default the grant and the release are one step (the hold is not seen by
+   anyone). With -DSHARED_HOLD they are two: bit p-1 of shl is set while process p holds
+   one, and an exclusive lock is granted only while none is held (a try-lock then fails
+   because of a shared hold). ---- */
+#ifdef SHARED_HOLD
+byte shl = 0;
+#define NO_SHARED (shl == 0)
+#else
+#define NO_SHARED true
+#endif
 
 /* ---- generations, as equalities (bit p-1 is process p) ---- */
 byte rdok;                  /* the leader's read is the current record (r_gen == f_gen) */
@@ -213,11 +268,19 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 #ifdef NAIVE_NOLOCK
 #define LOCK   true
 #define UNLOCK skip
+#define LOCKFREE true
 #else
-/* lock_exclusive: try_lock, else block in the kernel until the holder lets go */
-#define LOCK   (lock == 0) -> lock = me
+/* flock(LOCK_EX) is granted while nobody holds the lock, exclusively or shared */
+#define LOCKFREE (lock == 0 && NO_SHARED)
+/* try_lock_exclusive, or lock_exclusive: block in the kernel until it is granted */
+#define LOCK   LOCKFREE -> lock = me
+#ifdef NAIVE_SHARED_REFRESH
+/* the naive waiter reaches the unlock without holding the lock: it must not drop another's */
+#define UNLOCK lock = (lock == me -> 0 : lock)
+#else
 /* LockFile::drop: unlock explicitly, then close */
 #define UNLOCK lock = 0
+#endif
 #endif
 
 #ifdef NAIVE_LOCKFILE
@@ -226,6 +289,11 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 #else
 /* the kernel drops a dead process's flock */
 #define DEATH_RELEASES_LOCK if :: lock == me -> lock = 0 :: else fi
+#endif
+#ifdef SHARED_HOLD
+#define DEATH_RELEASES_SHARED shl = shl & ~bit(me)
+#else
+#define DEATH_RELEASES_SHARED skip
 #endif
 
 /* Leader::commit_held: is the held rotation still the record's successor? The code asks
@@ -248,7 +316,21 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 /* Back to the caller: temporaries cleared so that equal states compare equal. */
 #define reset \
 	rdok = rdok & ~bit(me); r_k = 0; r_dead = 0; mode = 0; bad = 0; ans = 0; outcome = 0; \
-	sent = 0; nk = 0; recovered = 0
+	sent = 0; nk = 0; recovered = 0; waited = 0
+
+/* ADOPT: a token a leader adopts (at the unlocked read, after the shared wait, or under the
+   lock) is one the provider would accept at the time of the read: it issued it, nothing
+   superseded it (it is the record's pair: the read and this check are one step), it is
+   fresh, and its family is not revoked. A family is revoked only by a replay, which G1
+   allows only in its documented window; the replayer then records needs_login (G5), so the
+   one exemption is G5's own window: that rejection was never recorded (famdl). */
+#ifndef NO_ADOPT
+#define adopt_valid \
+	assert(r_k != 0 && r_k < next_k && r_k == f_k && !f_dead && fresh(r_k) && \
+		(!revoked[fam[r_k]] || famdl[fam[r_k]]))
+#else
+#define adopt_valid skip
+#endif
 
 /* §4 2.1-2.2, Leader::run: the unlocked read; adopt a fresh record (not older than ours),
    stop at needs_login with no network call; while a backoff is in force, the old token if it
@@ -263,11 +345,46 @@ inline unlocked_read()
 		(f_backoff -> backing_off : no_backoff));
 	if
 	:: r_dead -> install_unlocked; reset
-	:: (!r_dead && accepts(r_dead, r_k)) -> install_unlocked; reset
+	:: (!r_dead && accepts(r_dead, r_k)) -> adopt_valid; install_unlocked; reset
 	:: (!r_dead && !accepts(r_dead, r_k) && in_backoff) ->
 		install_unlocked;
 		reset                                        /* reach: backoff_unlocked */
 	:: else -> goto locking
+	fi
+}
+
+/* §4 2.3, Leader::after_release: the holder has released (the shared flock was granted and
+   let go at once); the unlocked re-read, decided as at the first one: needs_login, adopt a
+   fresh record, answer with a backoff in force (a holder whose refresh failed wrote it), or
+   only then queue for the exclusive lock. */
+inline released_read()
+{
+	READ; r_k = f_k; r_dead = f_dead;
+	printf("P%d: after the release: unlocked re-read: generation %d, pair %d, %e, %e\n", me,
+		f_gen, r_k,
+		(r_dead -> needs_login : (fresh(r_k) -> fresh_token : stale_token)),
+		(f_backoff -> backing_off : no_backoff));
+#ifdef NAIVE_ALWAYS_QUEUE
+	/* the naive waiter queues for the exclusive lock whatever it read */
+	printf("P%d: queues for the exclusive lock whatever it read\n", me);
+	goto locking;
+#endif
+	if
+	:: r_dead ->
+		install_unlocked; reset; goto end_idle      /* reach: needs_login_after_wait */
+	:: (!r_dead && accepts(r_dead, r_k)) ->
+		adopt_valid; install_unlocked; reset; goto end_idle /* reach: adopted_after_wait */
+	:: (!r_dead && !accepts(r_dead, r_k) && in_backoff) ->
+		install_unlocked; reset; goto end_idle      /* reach: backoff_after_wait */
+	:: else ->
+#ifdef NAIVE_SHARED_REFRESH
+		/* the naive waiter refreshes with what it read, without the exclusive lock */
+		printf("P%d: refreshes what it read after the wait (no exclusive lock)\n", me);
+		goto refresh
+#else
+		printf("P%d: still stale: queues for the exclusive lock\n", me); /* reach: queued_after_wait */
+		goto locking
+#endif
 	fi
 }
 
@@ -284,10 +401,10 @@ inline unlocked_read()
 		printf("P%d: KILLED (%e)\n", me, (holding -> answer_not_committed : \
 			(h_k != 0 -> rotation_held_unsaved : \
 			(rejecting -> rejection_not_recorded : nothing_in_hand)))); \
-		DEATH_RELEASES_LOCK; \
+		DEATH_RELEASES_LOCK; DEATH_RELEASES_SHARED; \
 		if :: holding -> inwin[sent]--; lost[sent] = 1; holding = 0 :: else fi; \
 		if :: h_k != 0 -> lost[h_sent] = 1; unhold :: else fi; \
-		if :: rejecting -> dead_lost[sent] = 1; rejecting = 0 :: else fi; \
+		if :: rejecting -> dead_lost[sent] = 1; famdl[fam[sent]] = 1; rejecting = 0 :: else fi; \
 		seen = seen & ~bit(me); c_k = 0; reset; \
 		goto end_idle }
 
@@ -351,6 +468,8 @@ active [N] proctype client()
 	byte h_k, h_sent;                /* Slot::held: a rotation (pair h_k, the answer to
 	                                    redeeming h_sent) whose commit failed; 0 = none. Its
 	                                    base generation: the mask hbok */
+	bit  waited;                     /* §4 2.3: the try-lock found the lock held; this leader
+	                                    waits for the release, and then queues for it */
 
 end_idle:
 	do
@@ -367,11 +486,32 @@ end_idle:
 	DIE
 	od;
 
-locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read (after committing a rotation this
-		   process holds), 2.5 (every record has a refresh token here: saves always carry
-		   one) */
+locking:	/* §4 2.3 the lock: taken at once if free (Leader::try_lock); held by another, the
+		   leader waits for its release on the shared flock (shared_wait below) and comes
+		   back here only if the record is still stale, to queue (Leader::lock); 2.4 the
+		   authoritative re-read (after committing a rotation this process holds), 2.5
+		   (every record has a refresh token here: saves always carry one) */
 	if
+	:: atomic { (!waited && !LOCKFREE) ->          /* try_lock: WouldBlock */
+		printf("P%d: finds the lock held; waits for its release (shared flock)\n", me);
+#ifdef SHARED_HOLD
+		if
+		:: lock == 0 ->                            /* held shared only: waiters letting go */
+			printf("P%d:   (held shared by others)\n", me) /* reach: busy_by_shared */
+		:: else
+		fi;
+#endif
+		waited = 1; goto shared_wait }                 /* reach: lock_busy */
 	:: atomic { LOCK;
+#ifndef NO_HANDOFF
+		/* HANDOFF, one hand-off: a leader that waited for a holder's release takes the
+		   exclusive lock only if the record it re-read after the release does not serve it
+		   (no fresh token, or for reject the token that got the 401), or another write
+		   replaced that record since (rdok: its re-read is still the current record). After
+		   a refresh that the waiters saw, none of them takes the lock, so none refreshes
+		   again: N waiters, one refresh, one hand-off. */
+		assert(!(waited && mine(rdok) && accepts(f_dead, f_k)));
+#endif
 #if !defined(NAIVE_NOLOCK) && !defined(NAIVE_NOREREAD)
 		READ; r_k = f_k; r_dead = f_dead;
 		printf("P%d: locked; re-read: generation %d, pair %d, %e, %e\n", me, f_gen, r_k,
@@ -418,7 +558,7 @@ locking:	/* §4 2.3 the lock, 2.4 the authoritative re-read (after committing a 
 		:: r_dead ->                                                /* NeedsLogin */
 			install_auth; UNLOCK; reset; goto end_idle   /* reach: needs_login_under_lock */
 		:: (!r_dead && accepts(r_dead, r_k)) ->                     /* adopted */
-			install_auth; UNLOCK; reset; goto end_idle   /* reach: adopted_under_lock */
+			adopt_valid; install_auth; UNLOCK; reset; goto end_idle   /* reach: adopted_under_lock */
 		:: (!r_dead && !accepts(r_dead, r_k) && in_backoff) ->      /* backing_off */
 			install_auth; UNLOCK; reset; goto end_idle   /* reach: backoff_under_lock */
 		:: else
@@ -542,7 +682,7 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 			r_dead = 1
 		:: (fails < MAXFAIL) ->          /* mark_dead's write fails: the record stays ok */
 			fails++;
-			dead_lost[sent] = 1; rejecting = 0;               /* reach: needs_login_unsaved */
+			dead_lost[sent] = 1; famdl[fam[sent]] = 1; rejecting = 0; /* reach: needs_login_unsaved */
 			printf("P%d: could not record needs_login (Io); unlocks\n", me)
 		fi;
 		install_auth; UNLOCK; reset; goto end_idle }
@@ -584,7 +724,44 @@ save:	/* Store::save_inner: lock, read the current record, generation + 1, write
 		r_k = ans; r_dead = 0;
 		install_auth; UNLOCK; reset; goto end_idle }
 	DIE
+	fi;
+
+shared_wait:	/* §4 2.3, lock::wait_released + Leader::after_release: flock(LOCK_SH), granted when
+		   nobody holds the lock exclusively, so every waiter of every process is granted at
+		   the holder's release (in any order, none waiting for another); let go at once
+		   (wait_shared_in_kernel drops it before it wakes the callers): the leader takes
+		   nothing. Then the unlocked re-read. By default these are one step, taken at any
+		   moment the lock is free (see "Granularity" at the top); -DSHARED_HOLD makes them
+		   three. */
+#ifndef SHARED_HOLD
+	if
+	:: atomic { (lock == 0) ->
+		printf("P%d: the lock is released: shared flock granted and let go\n", me);
+		released_read() }
+	DIE
 	fi
+#else
+	if
+	:: atomic { (lock == 0) ->
+		if
+		:: shl != 0 ->                              /* several hold it at once */
+			printf("P%d:   (others hold it shared too)\n", me) /* reach: shared_together */
+		:: else
+		fi;
+		shl = shl | bit(me);
+		printf("P%d: the lock is released: shared flock granted\n", me) }
+	DIE
+	fi;
+	if
+	:: atomic { shl = shl & ~bit(me);              /* LockFile::drop: unlock, close */
+		printf("P%d: lets go of the shared flock\n", me) }
+	DIE
+	fi;
+	if
+	:: atomic { released_read() }
+	DIE
+	fi
+#endif
 }
 
 /* time passes: the oldest access token that is still fresh goes stale; a backoff runs out.
