@@ -687,8 +687,11 @@ impl Leader {
 
     /// Steps 1–4, then 5–9 under the lock.
     async fn run(&self) -> Result<AccessToken> {
+        // A rotation this process could not commit is committed before anything else: only
+        // under the exclusive lock (step 4), so no unlocked answer may come first.
+        let holds_rotation = lock(&self.slot.held).is_some();
         // 1–2: the unlocked read.
-        if self.mode != Mode::Force {
+        if self.mode != Mode::Force && !holds_rotation {
             match self.slot.backend.read(&self.slot.key)? {
                 None => return Err(self.gone()),
                 Some((record, version)) => {
@@ -718,6 +721,7 @@ impl Leader {
             Some(locked) => locked,
             None => {
                 let waited = match self.mode {
+                    _ if holds_rotation => Duration::ZERO,
                     Mode::Force => Duration::ZERO,
                     _ => match self.after_release().await? {
                         (_, Some(done)) => return done,
