@@ -78,8 +78,12 @@ pub trait Backend: Send + Sync + 'static {
     /// (`Busy`); how long it waited. Every waiter wakes at once when the holder releases
     /// (DESIGN.md §4 step 2.3). A backend that cannot wait so returns at once, and its
     /// callers queue for the exclusive lock instead.
-    fn wait_released(&self, _key: &Key, _timeout: Duration) -> Result<Duration> {
-        Ok(Duration::ZERO)
+    fn wait_released(
+        &self,
+        _key: &Key,
+        _timeout: Duration,
+    ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
+        Box::pin(async { Ok(Duration::ZERO) })
     }
     /// Every key with a record.
     fn list(&self) -> Result<Vec<Key>>;
@@ -332,8 +336,13 @@ impl Backend for FsBackend {
         Ok(crate::lock::try_lock_exclusive(&self.lock_path(key))?.map(|g| self.locked(key, g)))
     }
 
-    fn wait_released(&self, key: &Key, timeout: Duration) -> Result<Duration> {
-        crate::lock::wait_released(&self.lock_path(key), timeout)
+    fn wait_released(
+        &self,
+        key: &Key,
+        timeout: Duration,
+    ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
+        let path = self.lock_path(key);
+        Box::pin(async move { crate::lock::wait_released_async(&path, timeout).await })
     }
 
     fn list(&self) -> Result<Vec<Key>> {

@@ -430,12 +430,26 @@ pub fn try_lock_exclusive(path: &Path) -> Result<Option<LockGuard>> {
 /// The callers of one path waiting for its holder's release, and their one shared waiter.
 struct Release {
     cv: Arc<Condvar>,
+    /// The same wake-up for async callers ([`wait_released_async`]), with no thread between.
+    notify: Arc<tokio::sync::Notify>,
     /// Releases seen so far; a caller returns once it moves past the value it found.
     round: u64,
     /// The shared waiter thread is blocked in `flock(LOCK_SH)` (or about to be).
     waiter: bool,
     /// The last failure of the shared waiter, by the round it ended.
     failed: Option<(u64, Error)>,
+}
+
+impl Release {
+    fn new() -> Release {
+        Release {
+            cv: Arc::new(Condvar::new()),
+            notify: Arc::new(tokio::sync::Notify::new()),
+            round: 0,
+            waiter: false,
+            failed: None,
+        }
+    }
 }
 
 struct Releases {
@@ -492,12 +506,7 @@ pub fn wait_released(path: &Path, timeout: Duration) -> Result<Duration> {
             Err(fs4::TryLockError::WouldBlock) => {}
         }
         state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let release = state.entry(path.to_owned()).or_insert_with(|| Release {
-            cv: Arc::new(Condvar::new()),
-            round: 0,
-            waiter: false,
-            failed: None,
-        });
+        let release = state.entry(path.to_owned()).or_insert_with(Release::new);
         if !release.waiter {
             release.waiter = true;
             let (theirs, owned) = (table.clone(), path.to_owned());
@@ -557,6 +566,70 @@ fn wait_shared_in_kernel(table: &Releases, path: &Path, lf: LockFile) {
         release.failed = Some((release.round, Error::io("locking", path, &e)));
     }
     release.cv.notify_all();
+    release.notify.notify_waiters();
+}
+
+/// [`wait_released`] for async callers (the protocol's leader): the shared `flock` blocks a
+/// thread of the core's blocking pool (kept alive between uses, so nothing is started or torn
+/// down per wait), which wakes the callers' tasks directly at the release; the timeout is the
+/// caller's task's own. As with [`wait_released`], a caller that times out leaves that one
+/// thread per path blocked until the holder releases.
+pub async fn wait_released_async(path: &Path, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    crate::runtime::install_fork_handler();
+    let table = releases();
+    let (notify, mine) = {
+        let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.get(path).is_some_and(|r| r.waiter) {
+            drop(state);
+            let lf = LockFile::open(path)?;
+            match fs4::FileExt::try_lock_shared(lf.file()) {
+                // Nobody holds it exclusively: nothing to wait for.
+                Ok(()) => return Ok(Duration::ZERO),
+                Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
+                Err(fs4::TryLockError::WouldBlock) => {}
+            }
+            state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let release = state.entry(path.to_owned()).or_insert_with(Release::new);
+            if !release.waiter {
+                release.waiter = true;
+                let (theirs, owned) = (table.clone(), path.to_owned());
+                crate::runtime::process()
+                    .runtime
+                    .spawn_blocking(move || wait_shared_in_kernel(&theirs, &owned, lf));
+            }
+        }
+        SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
+        let release = state.get(path).expect("made above");
+        (release.notify.clone(), release.round)
+    };
+    let deadline =
+        tokio::time::Instant::now() + timeout.min(Duration::from_secs(100 * 365 * 24 * 3600));
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let release = state.get(path).expect("a release entry is never removed");
+            if release.round > mine {
+                return match &release.failed {
+                    Some((round, e)) if *round == release.round => Err(e.clone()),
+                    _ => Ok(started.elapsed()),
+                };
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(Error::Busy {
+                ctx: Context {
+                    key: None,
+                    path: Some(PathBuf::from(path)),
+                },
+                waited_ms: started.elapsed().as_millis() as u64,
+                foreign: None,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -845,6 +918,52 @@ mod tests {
         assert!(
             shared_waits() > waits_before,
             "some waits found the writer holding it"
+        );
+    }
+
+    // The guard only serializes the shared-wait tests (they count threads and descriptors);
+    // nothing else in this test takes it.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_waiters_wake_together_without_a_thread_each_and_time_out_busy() {
+        let _serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        assert_eq!(
+            wait_released_async(&path, Duration::from_secs(1))
+                .await
+                .unwrap(),
+            Duration::ZERO,
+            "a free lock is not waited for"
+        );
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let err = wait_released_async(&path, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Busy);
+        let before = shared_waits();
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(
+                    async move { wait_released_async(&path, Duration::from_secs(30)).await },
+                )
+            })
+            .collect();
+        while shared_waits() - before < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(fds_on(&path), 2, "the holder's descriptor and one waiter's");
+        assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
+        drop(held);
+        for w in waiters {
+            assert!(w.await.unwrap().unwrap() > Duration::ZERO);
+        }
+        assert!(
+            try_lock_exclusive(&path).unwrap().is_some(),
+            "nothing was taken"
         );
     }
 }

@@ -766,12 +766,11 @@ impl Leader {
     /// unlocked re-read. The answer if the record now serves the caller (or says it cannot be
     /// refreshed now), else how long it waited.
     async fn after_release(&self) -> Result<(Duration, Option<Result<AccessToken>>)> {
-        let backend = self.slot.backend.clone();
-        let key = self.slot.key.clone();
-        let timeout = self.options.lock_timeout;
-        let waited = tokio::task::spawn_blocking(move || backend.wait_released(&key, timeout))
-            .await
-            .map_err(|e| Error::transient(format!("the lock wait was interrupted: {e}")))??;
+        let waited = self
+            .slot
+            .backend
+            .wait_released(&self.slot.key, self.options.lock_timeout)
+            .await?;
         if waited > Duration::ZERO {
             let ms = waited.as_secs_f64() * 1000.0;
             events::lock_waited(self.key(), self.path(), ms);
