@@ -77,6 +77,10 @@ fn sixteen_processes_behind_one_slow_refresh_wake_together_and_none_takes_the_lo
             w["shared_waits"], 1,
             "it waited once, on the shared lock: {w}"
         );
+        assert_eq!(
+            w["on_release_runs"], 1,
+            "the re-read ran on the thread that saw the release: {w}"
+        );
     }
     assert_eq!(mock.stat("refreshes"), 1);
     assert_eq!(mock.stat("replays"), 0);
@@ -112,6 +116,7 @@ fn waiters_behind_a_failing_refresh_see_its_backoff_and_send_nothing() {
             "no second attempt under the lock: {w}"
         );
         assert_eq!(w["shared_waits"], 1, "{w}");
+        assert_eq!(w["on_release_runs"], 1, "{w}");
     }
     assert_eq!(
         mock.stat("token_requests"),

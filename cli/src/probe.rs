@@ -44,6 +44,7 @@ pub fn probe(dir: Option<PathBuf>, a: ProbeArgs) -> Outcome {
         "returned_ns": returned_ns.to_string(),
         "exclusive_locks": oauth_lock::lock::exclusive_acquisitions(),
         "shared_waits": oauth_lock::lock::shared_waits(),
+        "on_release_runs": oauth_lock::lock::on_release_runs(),
     });
     println!("{report}");
     match token {

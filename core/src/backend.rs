@@ -77,11 +77,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Waits, taking nothing, until no process holds the lock exclusively, at most `timeout`
     /// (`Busy`); how long it waited. Every waiter wakes at once when the holder releases
     /// (DESIGN.md §4 step 2.3). A backend that cannot wait so returns at once, and its
-    /// callers queue for the exclusive lock instead.
+    /// callers queue for the exclusive lock instead. `on_release` runs at the release, before
+    /// the caller's task wakes, on the thread that saw it (never when the wait returned at
+    /// once, timed out or failed).
     fn wait_released(
         &self,
         _key: &Key,
         _timeout: Duration,
+        _on_release: crate::lock::OnRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         Box::pin(async { Ok(Duration::ZERO) })
     }
@@ -340,9 +343,10 @@ impl Backend for FsBackend {
         &self,
         key: &Key,
         timeout: Duration,
+        on_release: crate::lock::OnRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let path = self.lock_path(key);
-        Box::pin(async move { crate::lock::wait_released_async(&path, timeout).await })
+        Box::pin(async move { crate::lock::wait_released(&path, timeout, Some(on_release)).await })
     }
 
     fn list(&self) -> Result<Vec<Key>> {

@@ -33,6 +33,14 @@ static EXCLUSIVE_ACQUIRED: AtomicU64 = AtomicU64::new(0);
 /// Waits for a holder's release on the shared lock (DESIGN.md §4 step 2.3).
 static SHARED_WAITS: AtomicU64 = AtomicU64::new(0);
 
+/// Callbacks run at a release by the thread that saw it ([`wait_released`]'s `on_release`).
+static ON_RELEASE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `on_release` callbacks this process ran at a holder's release.
+pub fn on_release_runs() -> u64 {
+    ON_RELEASE_RUNS.load(Ordering::Relaxed)
+}
+
 /// How many times this process obtained an exclusive lock.
 pub fn exclusive_acquisitions() -> u64 {
     EXCLUSIVE_ACQUIRED.load(Ordering::Relaxed)
@@ -427,27 +435,33 @@ pub fn try_lock_exclusive(path: &Path) -> Result<Option<LockGuard>> {
     }
 }
 
+/// Work to do the moment a holder releases, on the thread that saw the release, before the
+/// waiting tasks wake: the protocol's re-read and adopt, so a waiting caller is answered with
+/// no tokio worker in between (one thread wake less per waiting process).
+pub type OnRelease = Box<dyn FnOnce() + Send>;
+
 /// The callers of one path waiting for its holder's release, and their one shared waiter.
 struct Release {
-    cv: Arc<Condvar>,
-    /// The same wake-up for async callers ([`wait_released_async`]), with no thread between.
+    /// Wakes the waiting tasks, with no thread between.
     notify: Arc<tokio::sync::Notify>,
     /// Releases seen so far; a caller returns once it moves past the value it found.
     round: u64,
-    /// The shared waiter thread is blocked in `flock(LOCK_SH)` (or about to be).
+    /// The shared waiter is blocked in `flock(LOCK_SH)` (or about to be).
     waiter: bool,
     /// The last failure of the shared waiter, by the round it ended.
     failed: Option<(u64, Error)>,
+    /// What the callers still waiting asked to run at the release, by caller.
+    on_release: Vec<(u64, OnRelease)>,
 }
 
 impl Release {
     fn new() -> Release {
         Release {
-            cv: Arc::new(Condvar::new()),
             notify: Arc::new(tokio::sync::Notify::new()),
             round: 0,
             waiter: false,
             failed: None,
+            on_release: Vec::new(),
         }
     }
 }
@@ -458,6 +472,7 @@ struct Releases {
 }
 
 static RELEASES: ArcSwapOption<Releases> = ArcSwapOption::const_empty();
+static NEXT_CALLER: AtomicU64 = AtomicU64::new(1);
 
 /// This epoch's table of release waits (a fork starts a new one, as for [`waits`]).
 fn releases() -> Arc<Releases> {
@@ -480,104 +495,25 @@ fn releases() -> Arc<Releases> {
 }
 
 /// Waits until no process holds `path` exclusively, at most `timeout` (`Busy`); returns at
-/// once, with zero, when it is free. The wait is a shared `flock` that the holder's exclusive
-/// lock blocks, so every waiter of every process wakes the moment the holder releases, and
-/// the caller takes nothing: it re-reads, and takes the exclusive lock only if it must.
+/// once, with zero, when it is free (and then `on_release` is not run). The wait is a shared
+/// `flock` that the holder's exclusive lock blocks, so every waiter of every process wakes
+/// the moment the holder releases, and the caller takes nothing: it re-reads, and takes the
+/// exclusive lock only if it must (DESIGN.md §4 step 2.3).
 ///
-/// In a process, one thread per path blocks in the kernel and wakes every caller at once. A
-/// caller that times out leaves it blocked until the holder releases (one thread and one
-/// descriptor per path, however many give up), as for [`lock_exclusive`].
-pub fn wait_released(path: &Path, timeout: Duration) -> Result<Duration> {
-    let started = Instant::now();
-    let deadline = started
-        .checked_add(timeout)
-        .unwrap_or(started + Duration::from_secs(100 * 365 * 24 * 3600));
-    crate::runtime::install_fork_handler();
-    let table = releases();
-    let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-    let running = state.get(path).is_some_and(|r| r.waiter);
-    if !running {
-        drop(state);
-        let lf = LockFile::open(path)?;
-        match fs4::FileExt::try_lock_shared(lf.file()) {
-            // Nobody holds it exclusively: nothing to wait for (the shared hold ends here).
-            Ok(()) => return Ok(Duration::ZERO),
-            Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
-            Err(fs4::TryLockError::WouldBlock) => {}
-        }
-        state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let release = state.entry(path.to_owned()).or_insert_with(Release::new);
-        if !release.waiter {
-            release.waiter = true;
-            let (theirs, owned) = (table.clone(), path.to_owned());
-            let spawned = std::thread::Builder::new()
-                .name("oauth-lock-release".into())
-                .spawn(move || wait_shared_in_kernel(&theirs, &owned, lf));
-            if let Err(e) = spawned {
-                release.waiter = false;
-                return Err(Error::io("starting the lock-wait thread", path, &e));
-            }
-        }
-    }
-    SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
-    let mine = state.get(path).expect("made above").round;
-    loop {
-        let release = state
-            .get_mut(path)
-            .expect("a release entry is never removed");
-        if release.round > mine {
-            return match &release.failed {
-                Some((round, e)) if *round == release.round => Err(e.clone()),
-                _ => Ok(started.elapsed()),
-            };
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::Busy {
-                ctx: Context {
-                    key: None,
-                    path: Some(PathBuf::from(path)),
-                },
-                waited_ms: started.elapsed().as_millis() as u64,
-                foreign: None,
-            });
-        }
-        let cv = release.cv.clone();
-        state = cv
-            .wait_timeout(state, deadline - now)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-    }
-}
-
-/// The shared waiter of `path`: blocks until no exclusive holder remains, lets go at once (a
-/// writer waiting behind is held up for microseconds only), and wakes every caller.
-fn wait_shared_in_kernel(table: &Releases, path: &Path, lf: LockFile) {
-    let outcome = fs4::FileExt::lock_shared(lf.file());
-    // LockFile's drop unlocks explicitly, then closes.
-    drop(lf);
-    let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-    let release = state
-        .get_mut(path)
-        .expect("a release entry is never removed");
-    release.round += 1;
-    release.waiter = false;
-    if let Err(e) = outcome {
-        release.failed = Some((release.round, Error::io("locking", path, &e)));
-    }
-    release.cv.notify_all();
-    release.notify.notify_waiters();
-}
-
-/// [`wait_released`] for async callers (the protocol's leader): the shared `flock` blocks a
-/// thread of the core's blocking pool (kept alive between uses, so nothing is started or torn
-/// down per wait), which wakes the callers' tasks directly at the release; the timeout is the
-/// caller's task's own. As with [`wait_released`], a caller that times out leaves that one
-/// thread per path blocked until the holder releases.
-pub async fn wait_released_async(path: &Path, timeout: Duration) -> Result<Duration> {
+/// In a process, one thread of the core's blocking pool (kept alive between uses, so nothing
+/// is started or torn down per wait) blocks in the kernel per path; at the release it runs
+/// every caller's `on_release`, then wakes their tasks. A caller that times out withdraws
+/// its `on_release` and leaves that one thread blocked until the holder releases (one thread
+/// and one descriptor per path, however many give up), as for [`lock_exclusive`].
+pub async fn wait_released(
+    path: &Path,
+    timeout: Duration,
+    on_release: Option<OnRelease>,
+) -> Result<Duration> {
     let started = Instant::now();
     crate::runtime::install_fork_handler();
     let table = releases();
+    let caller = NEXT_CALLER.fetch_add(1, Ordering::Relaxed);
     let (notify, mine) = {
         let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.get(path).is_some_and(|r| r.waiter) {
@@ -600,7 +536,10 @@ pub async fn wait_released_async(path: &Path, timeout: Duration) -> Result<Durat
             }
         }
         SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
-        let release = state.get(path).expect("made above");
+        let release = state.get_mut(path).expect("made above");
+        if let Some(f) = on_release {
+            release.on_release.push((caller, f));
+        }
         (release.notify.clone(), release.round)
     };
     let deadline =
@@ -609,17 +548,26 @@ pub async fn wait_released_async(path: &Path, timeout: Duration) -> Result<Durat
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
-            let state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let release = state.get(path).expect("a release entry is never removed");
+        let timed_out = {
+            let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let release = state
+                .get_mut(path)
+                .expect("a release entry is never removed");
+            // Checked on the timeout too: a release that came with it counts as a release.
             if release.round > mine {
                 return match &release.failed {
                     Some((round, e)) if *round == release.round => Err(e.clone()),
                     _ => Ok(started.elapsed()),
                 };
             }
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if tokio::time::Instant::now() >= deadline {
+                release.on_release.retain(|(c, _)| *c != caller);
+                true
+            } else {
+                false
+            }
+        };
+        if timed_out {
             return Err(Error::Busy {
                 ctx: Context {
                     key: None,
@@ -629,7 +577,39 @@ pub async fn wait_released_async(path: &Path, timeout: Duration) -> Result<Durat
                 foreign: None,
             });
         }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
     }
+}
+
+/// The shared waiter of `path`: blocks until no exclusive holder remains, lets go at once (a
+/// writer waiting behind is held up for microseconds only), runs what the callers asked for
+/// at the release, and wakes them.
+fn wait_shared_in_kernel(table: &Releases, path: &Path, lf: LockFile) {
+    let outcome = fs4::FileExt::lock_shared(lf.file());
+    // LockFile's drop unlocks explicitly, then closes.
+    drop(lf);
+    let (notify, on_release) = {
+        let mut state = table.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let release = state
+            .get_mut(path)
+            .expect("a release entry is never removed");
+        release.round += 1;
+        release.waiter = false;
+        let on_release = std::mem::take(&mut release.on_release);
+        match outcome {
+            Ok(()) => (release.notify.clone(), on_release),
+            Err(e) => {
+                release.failed = Some((release.round, Error::io("locking", path, &e)));
+                (release.notify.clone(), Vec::new())
+            }
+        }
+    };
+    for (_, f) in on_release {
+        ON_RELEASE_RUNS.fetch_add(1, Ordering::Relaxed);
+        // One caller's failure must not cost the others their wake-up.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    }
+    notify.notify_waiters();
 }
 
 #[cfg(test)]
@@ -797,38 +777,44 @@ mod tests {
         drop(again);
     }
 
-    /// The shared-wait tests count this process's threads: run one at a time.
+    /// The shared-wait tests count this process's descriptors: run one at a time.
     static SHARED_WAIT_TESTS: Mutex<()> = Mutex::new(());
 
-    /// Threads of this process named `name` (the shared waiter is "oauth-lock-release").
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim_end() == name.get(..15).unwrap_or(name))
-            })
-            .count()
+    /// An `on_release` that counts its runs and says whether its caller's task was still
+    /// waiting (not yet woken) when it ran.
+    fn counting(runs: &Arc<AtomicU64>, woken: &Arc<AtomicBool>) -> Option<OnRelease> {
+        let (runs, woken) = (runs.clone(), woken.clone());
+        Some(Box::new(move || {
+            assert!(!woken.load(Ordering::SeqCst), "ran before its caller woke");
+            runs.fetch_add(1, Ordering::SeqCst);
+        }))
     }
 
-    #[test]
-    fn a_free_lock_is_not_waited_for_and_nothing_stays_held() {
+    // The guard only serializes the shared-wait tests (they count descriptors); nothing else
+    // in these tests takes it.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_free_lock_is_not_waited_for_and_nothing_stays_held() {
         let _serial = SHARED_WAIT_TESTS
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.lock");
-        assert_eq!(
-            wait_released(&path, Duration::from_secs(1)).unwrap(),
-            Duration::ZERO
-        );
+        let runs = Arc::new(AtomicU64::new(0));
+        let woken = Arc::new(AtomicBool::new(false));
+        let waited = wait_released(&path, Duration::from_secs(1), counting(&runs, &woken))
+            .await
+            .unwrap();
+        assert_eq!(waited, Duration::ZERO);
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "nothing was released");
         // The shared probe is gone: the exclusive lock is free at once.
         assert!(try_lock_exclusive(&path).unwrap().is_some());
+        assert_eq!(fds_on(&path), 0);
     }
 
-    #[test]
-    fn every_waiter_wakes_at_the_release_through_one_thread_and_takes_nothing() {
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_waiter_wakes_at_the_release_after_its_on_release_ran_and_takes_nothing() {
         let _serial = SHARED_WAIT_TESTS
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -836,56 +822,84 @@ mod tests {
         let path = dir.path().join("k.lock");
         let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
         let before = shared_waits();
+        let runs = Arc::new(AtomicU64::new(0));
         let waiters: Vec<_> = (0..8)
             .map(|_| {
                 let path = path.clone();
-                std::thread::spawn(move || wait_released(&path, Duration::from_secs(30)))
+                let woken = Arc::new(AtomicBool::new(false));
+                let hook = counting(&runs, &woken);
+                tokio::spawn(async move {
+                    let waited = wait_released(&path, Duration::from_secs(30), hook).await;
+                    woken.store(true, Ordering::SeqCst);
+                    waited
+                })
             })
             .collect();
-        eventually("all eight wait", || shared_waits() - before >= 8);
-        assert_eq!(
-            threads_named("oauth-lock-release"),
-            1,
-            "one thread per path"
-        );
+        while shared_waits() - before < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(fds_on(&path), 2, "the holder's descriptor and one waiter's");
         assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "nothing runs before the release"
+        );
         drop(held);
         for w in waiters {
-            let waited = w.join().unwrap().unwrap();
-            assert!(waited > Duration::ZERO, "it waited for the holder");
+            assert!(w.await.unwrap().unwrap() > Duration::ZERO, "it waited");
         }
+        assert_eq!(runs.load(Ordering::SeqCst), 8, "each on_release ran once");
         // Nobody took anything: the lock is free for the next writer.
         assert!(try_lock_exclusive(&path).unwrap().is_some());
-        eventually("the shared waiter ended", || {
-            threads_named("oauth-lock-release") == 0
-        });
+        assert_eq!(fds_on(&path), 0, "the shared waiter let go");
     }
 
-    #[test]
-    fn a_shared_wait_times_out_busy_and_its_thread_ends_at_the_release() {
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_wait_times_out_busy_withdraws_its_on_release_and_lets_go_at_the_release() {
         let _serial = SHARED_WAIT_TESTS
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.lock");
         let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
-        let err = wait_released(&path, Duration::from_millis(50)).unwrap_err();
+        let runs = Arc::new(AtomicU64::new(0));
+        let woken = Arc::new(AtomicBool::new(false));
+        let err = wait_released(&path, Duration::from_millis(50), counting(&runs, &woken))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::Busy);
         assert_eq!(err.path(), Some(path.as_path()));
-        // A second caller reuses the blocked thread instead of starting another.
-        let err = wait_released(&path, Duration::from_millis(50)).unwrap_err();
+        // A second caller reuses the blocked waiter instead of starting another.
+        let err = wait_released(&path, Duration::from_millis(50), counting(&runs, &woken))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::Busy);
         assert_eq!(fds_on(&path), 2, "the holder's descriptor and one waiter's");
         drop(held);
-        eventually("the abandoned waiter let go", || fds_on(&path) == 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fds_on(&path) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the abandoned waiter never let go"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         assert!(try_lock_exclusive(&path).unwrap().is_some());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "a caller that gave up is not called back"
+        );
     }
 
     /// Shared holds last a moment (taken and dropped at once), so a writer behind a stream of
     /// waiters is never starved: every exclusive acquisition succeeds well within its timeout
-    /// while eight threads keep waiting and re-waiting on the same lock.
-    #[test]
-    fn writers_are_not_starved_by_a_stream_of_shared_waits() {
+    /// while eight tasks keep waiting and re-waiting on the same lock.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_are_not_starved_by_a_stream_of_shared_waits() {
         let _serial = SHARED_WAIT_TESTS
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -896,74 +910,43 @@ mod tests {
         let stream: Vec<_> = (0..8)
             .map(|_| {
                 let (path, stop) = (path.clone(), stop.clone());
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        wait_released(&path, Duration::from_secs(30)).unwrap();
+                        wait_released(&path, Duration::from_secs(30), None)
+                            .await
+                            .unwrap();
                         n += 1;
+                        tokio::task::yield_now().await;
                     }
                     n
                 })
             })
             .collect();
-        for _ in 0..200 {
-            let g = lock_exclusive(&path, Duration::from_secs(5))
-                .expect("a writer got the lock within 5 s despite the shared waits");
-            std::thread::sleep(Duration::from_micros(200));
-            drop(g);
+        let writer = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                for _ in 0..200 {
+                    let g = lock_exclusive(&path, Duration::from_secs(5))
+                        .expect("a writer got the lock within 5 s despite the shared waits");
+                    std::thread::sleep(Duration::from_micros(200));
+                    drop(g);
+                }
+            }
+        });
+        while !writer.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        writer.join().unwrap();
         stop.store(true, Ordering::Relaxed);
-        let rounds: u64 = stream.into_iter().map(|t| t.join().unwrap()).sum();
+        let mut rounds = 0;
+        for t in stream {
+            rounds += t.await.unwrap();
+        }
         assert!(rounds > 200, "the stream really ran: {rounds} rounds");
         assert!(
             shared_waits() > waits_before,
             "some waits found the writer holding it"
-        );
-    }
-
-    // The guard only serializes the shared-wait tests (they count threads and descriptors);
-    // nothing else in this test takes it.
-    #[allow(clippy::await_holding_lock)]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn async_waiters_wake_together_without_a_thread_each_and_time_out_busy() {
-        let _serial = SHARED_WAIT_TESTS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.lock");
-        assert_eq!(
-            wait_released_async(&path, Duration::from_secs(1))
-                .await
-                .unwrap(),
-            Duration::ZERO,
-            "a free lock is not waited for"
-        );
-        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
-        let err = wait_released_async(&path, Duration::from_millis(50))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::Busy);
-        let before = shared_waits();
-        let waiters: Vec<_> = (0..8)
-            .map(|_| {
-                let path = path.clone();
-                tokio::spawn(
-                    async move { wait_released_async(&path, Duration::from_secs(30)).await },
-                )
-            })
-            .collect();
-        while shared_waits() - before < 8 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert_eq!(fds_on(&path), 2, "the holder's descriptor and one waiter's");
-        assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
-        drop(held);
-        for w in waiters {
-            assert!(w.await.unwrap().unwrap() > Duration::ZERO);
-        }
-        assert!(
-            try_lock_exclusive(&path).unwrap().is_some(),
-            "nothing was taken"
         );
     }
 }

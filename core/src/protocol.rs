@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -595,6 +595,7 @@ impl TokenSource {
 }
 
 /// The leader of a flight: DESIGN.md §4 step 2.
+#[derive(Clone)]
 struct Leader {
     slot: Arc<Slot>,
     refresher: Option<Arc<dyn Refresher>>,
@@ -766,22 +767,57 @@ impl Leader {
     /// unlocked re-read. The answer if the record now serves the caller (or says it cannot be
     /// refreshed now), else how long it waited.
     async fn after_release(&self) -> Result<(Duration, Option<Result<AccessToken>>)> {
+        // The re-read and its answer run on the thread that saw the release, before this task
+        // wakes: the callers are answered with one thread wake per process, not two (a
+        // worker's), which is most of a hand-off's cost when many processes wake together.
+        let ran = Arc::new(AtomicBool::new(false));
+        let at_release = {
+            let (leader, ran) = (self.clone(), ran.clone());
+            let started = Instant::now();
+            Box::new(move || {
+                ran.store(true, Ordering::Release);
+                let answer = events::after_unlock_blocking(|| {
+                    leader.note_waited(started.elapsed());
+                    leader.answer_after_release()
+                });
+                if let Ok(Some(answer)) = answer {
+                    leader.publish(answer);
+                }
+            })
+        };
         let waited = self
             .slot
             .backend
-            .wait_released(&self.slot.key, self.options.lock_timeout)
+            .wait_released(&self.slot.key, self.options.lock_timeout, at_release)
             .await?;
+        if let Some(answered) = self.flight.result.get() {
+            return Ok((waited, Some(answered.clone())));
+        }
+        // The wait ended without the callback's answer: it found the record still stale, or
+        // could not read it, or never ran (the lock was free, or the backend cannot wait so).
+        if !ran.load(Ordering::Acquire) {
+            self.note_waited(waited);
+        }
+        Ok((waited, self.answer_after_release()?))
+    }
+
+    fn note_waited(&self, waited: Duration) {
         if waited > Duration::ZERO {
             let ms = waited.as_secs_f64() * 1000.0;
             events::lock_waited(self.key(), self.path(), ms);
         }
+    }
+
+    /// Step 2.3's unlocked re-read after a holder released: the answer, or `None` when the
+    /// record is still stale and the exclusive lock must be taken.
+    fn answer_after_release(&self) -> Result<Option<Result<AccessToken>>> {
         let Some((record, version)) = self.slot.backend.read(&self.slot.key)? else {
-            return Ok((waited, Some(Err(self.gone()))));
+            return Ok(Some(Err(self.gone())));
         };
         if record.state == State::NeedsLogin {
             let err = self.dead(&record);
             self.slot.install(record, Some(version), false);
-            return Ok((waited, Some(Err(err))));
+            return Ok(Some(Err(err)));
         }
         let newer_or_same = self
             .slot
@@ -789,12 +825,12 @@ impl Leader {
             .is_none_or(|g| record.generation >= g);
         if newer_or_same && self.accepts(&record) {
             self.note_adoption(&record, false);
-            return Ok((waited, Some(self.token_of(record, Some(version), false))));
+            return Ok(Some(self.token_of(record, Some(version), false)));
         }
         if newer_or_same && record.backing_off(now_ms()) {
-            return Ok((waited, Some(self.backing_off(record, version, false))));
+            return Ok(Some(self.backing_off(record, version, false)));
         }
-        Ok((waited, None))
+        Ok(None)
     }
 
     /// Step 3: the lock, waited for on a blocking thread (the wait blocks in the kernel).
