@@ -32,11 +32,11 @@ type Status struct {
 	BackoffUntil time.Time
 	UpdatedAt    time.Time
 	// Which process wrote the record last ({"lang", "pid", ...}).
-	UpdatedBy                map[string]any
-	AccessTokenFingerprint   string
-	RefreshTokenFingerprint  string
-	InsecurePermissions      bool
-	NetworkFS                bool
+	UpdatedBy               map[string]any
+	AccessTokenFingerprint  string
+	RefreshTokenFingerprint string
+	InsecurePermissions     bool
+	NetworkFS               bool
 	// Why an existing record cannot be read (Corrupt, UnsupportedFormat, Io).
 	Problem *Problem
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	oauthlock "github.com/oauth-lock/oauth-lock/bindings/go"
+	"github.com/oauth-lock/oauth-lock/bindings/go/internal/worker"
 )
 
 // cli is the oauth-lock CLI (the strict mock provider): $OAUTH_LOCK_CLI, which
@@ -200,6 +202,32 @@ func noToken(t testing.TB, text string, tokens ...string) {
 }
 
 var bg = context.Background()
+
+// TestMain runs a worker process of TestProcessesAgainstTheStrictMock when
+// OAUTHLOCK_TEST_WORKER is set (STORE|KEY|URL|SECONDS|GOROUTINES), else the tests, with the
+// library's events captured (events_test.go).
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("OAUTHLOCK_TEST_WORKER"); spec != "" {
+		oauthlock.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		var dir, key, url string
+		var seconds float64
+		var n int
+		parts := strings.Split(spec, "|")
+		dir, key, url = parts[0], parts[1], parts[2]
+		_, _ = fmt.Sscan(parts[3], &seconds)
+		_, _ = fmt.Sscan(parts[4], &n)
+		rep, err := worker.Run(dir, key, url, time.Duration(seconds*float64(time.Second)), n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		out, _ := json.Marshal(rep)
+		fmt.Println(string(out))
+		os.Exit(0)
+	}
+	oauthlock.SetLogger(slog.New(captured))
+	os.Exit(m.Run())
+}
 
 func must[T any](t testing.TB) func(T, error) T {
 	return func(v T, err error) T {
