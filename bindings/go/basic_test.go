@@ -175,3 +175,44 @@ func TestCloseTwiceAndUseAfterClose(t *testing.T) {
 		t.Fatalf("token after close: %v", err)
 	}
 }
+
+func TestOptions(t *testing.T) {
+	m := startMock(t)
+	s := openStore(t)
+	// WithOAuth2: a record saved without a refresh config, refreshed by the source's.
+	c := m.login(t)
+	c.Refresh, c.ExpiresIn, c.ExpiresAt = nil, 0, time.Now().Add(-time.Second)
+	if err := s.Save(bg, "k", c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := source(t, s, "k").AccessToken(bg); !errors.Is(err, oauthlock.ErrInvalidArgument) {
+		t.Fatalf("no refresher: %v", err)
+	}
+	src := source(t, s, "k", oauthlock.WithOAuth2(oauthlock.OAuth2{TokenURL: m.tokenURL(), ClientID: "oauth-lock-demo",
+		Body: "json", Timeout: 5 * time.Second}), oauthlock.WithRevalidate(10*time.Millisecond),
+		oauthlock.WithLockTimeout(time.Second), oauthlock.WithRefreshTimeout(5*time.Second))
+	tok := must[oauthlock.AccessToken](t)(src.AccessToken(bg))
+	if tok.Generation != 2 || m.resource(t, tok.Value) != 200 {
+		t.Fatalf("%#v", tok)
+	}
+	// WithRevalidate: a logout is seen within 10 ms.
+	must[bool](t)(s.Clear(bg, "k"))
+	time.Sleep(50 * time.Millisecond)
+	if _, err := src.AccessToken(bg); !errors.Is(err, oauthlock.ErrNeedsLogin) {
+		t.Fatalf("after a logout: %v", err)
+	}
+	// WithRefreshMargin: a 1 h token within a 2 h margin (capped at half its lifetime, 30
+	// min) is fresh; AccessTokenValidFor(50 min) refreshes it.
+	m.logIn(t, s, "m", false)
+	ms := source(t, s, "m", oauthlock.WithRefreshMargin(2*time.Hour))
+	first := must[oauthlock.AccessToken](t)(ms.AccessToken(bg))
+	if first.Generation != 1 {
+		t.Fatalf("%#v", first)
+	}
+	if v := must[oauthlock.AccessToken](t)(ms.AccessTokenValidFor(bg, 70*time.Minute)); v.Generation != 2 {
+		t.Fatalf("valid for 70 min of a 1 h token: %#v", v)
+	}
+	if _, err := ms.AccessTokenValidFor(bg, -time.Second); !errors.Is(err, oauthlock.ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+}
