@@ -46,6 +46,7 @@ mod secret;
 mod store;
 mod tokens;
 
+pub use backend::Location;
 pub use error::{Context, Error, ErrorCode, Result, REFRESH_TOKEN_ERRORS};
 pub use keepalive::{Keepalive, KeepaliveAction, KeepaliveOptions, KeepalivePass, KeepaliveReport};
 pub use key::Key;

@@ -1,7 +1,7 @@
 //! The refresh protocol of DESIGN.md §4: the per-process slot for each (store, key), the hot
 //! path, the single flight, and the leader's locked re-read → refresh → commit → publish.
 
-use crate::backend::{Backend, Committed, Locked, Version};
+use crate::backend::{Backend, Committed, Location, Locked, Version};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
@@ -95,7 +95,7 @@ struct HeldRotation {
 /// mutex that a parent's thread held at the fork is left behind, never waited for.
 struct Registry {
     epoch: u64,
-    slots: Mutex<HashMap<(PathBuf, Key), Arc<Slot>>>,
+    slots: Mutex<HashMap<(Location, Key), Arc<Slot>>>,
 }
 static SLOTS: ArcSwapOption<Registry> = ArcSwapOption::const_empty();
 
@@ -132,12 +132,12 @@ impl Slot {
         let registry = registry(epoch);
         let mut slots = lock(&registry.slots);
         slots
-            .entry((backend.id().to_owned(), key.clone()))
+            .entry((backend.location().clone(), key.clone()))
             .or_insert_with(|| {
                 Arc::new(Slot {
                     key: key.clone(),
                     backend: backend.clone(),
-                    path: backend.location(key),
+                    path: backend.place(key),
                     epoch,
                     known: ArcSwapOption::empty(),
                     last_check_ms: AtomicI64::new(0),
@@ -279,7 +279,7 @@ impl Flight {
 
 tokio::task_local! {
     /// The credential whose refresher this task is running (to refuse re-entry).
-    static REFRESHING: (PathBuf, Key);
+    static REFRESHING: (Location, Key);
 }
 
 /// Gives a valid access token for one credential: the object callers hold.
@@ -299,7 +299,7 @@ impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
             .field("key", &self.key)
-            .field("store", &self.backend.id())
+            .field("store", self.backend.location())
             .field("options", &self.options)
             .finish()
     }
@@ -329,7 +329,7 @@ impl TokenSource {
 
     /// The record file.
     pub fn path(&self) -> PathBuf {
-        self.backend.location(&self.key)
+        self.backend.place(&self.key)
     }
 
     pub fn options(&self) -> &SourceOptions {
@@ -523,7 +523,7 @@ impl TokenSource {
     async fn fly(&self, mode: Mode) -> Result<AccessToken> {
         let slot = self.slot();
         let reentrant = REFRESHING
-            .try_with(|(id, key)| id == slot.backend.id() && key == &slot.key)
+            .try_with(|(id, key)| id == slot.backend.location() && key == &slot.key)
             .unwrap_or(false);
         if reentrant {
             return Err(slot.err(Error::invalid(
@@ -570,7 +570,7 @@ impl TokenSource {
             flight: flight.clone(),
         };
         let process = runtime::process();
-        let scope = (slot.backend.id().to_owned(), slot.key.clone());
+        let scope = (slot.backend.location().clone(), slot.key.clone());
         process.runtime.spawn(REFRESHING.scope(scope, async move {
             // Listeners hear the leader's events once it has released the lock (before its
             // callers return, so that a caller that saw the result has seen the events too).
@@ -968,7 +968,7 @@ impl Leader {
     /// process sends the same refresh token meanwhile, and a late answer is still committed.
     async fn attempt(&self, refresher: Arc<dyn Refresher>, record: &Record) -> Result<TokenFields> {
         let credential = record.clone();
-        let scope = (self.slot.backend.id().to_owned(), self.slot.key.clone());
+        let scope = (self.slot.backend.location().clone(), self.slot.key.clone());
         let mut task = runtime::process()
             .runtime
             .spawn(REFRESHING.scope(scope, async move { refresher.refresh(&credential).await }));

@@ -1,7 +1,7 @@
-//! The `Store`: a directory of credentials and the operations on it — token sources, login
-//! (`save`), logout (`clear`), `status`, `list`, `verify`.
+//! The `Store`: a location of credentials (a directory or a database) and the operations on
+//! it — token sources, login (`save`), logout (`clear`), `status`, `list`, `verify`.
 
-use crate::backend::{Backend, FsBackend};
+use crate::backend::{Backend, FsBackend, Location};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
@@ -92,7 +92,12 @@ impl Serialize for ErrorCode {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Status {
     pub key: String,
+    /// Where the record is: its file, or the database's URL (without password) and the key.
     pub path: PathBuf,
+    /// Where the store is: its directory, or the database's URL without the password.
+    pub location: String,
+    /// The database server's version, for a database store.
+    pub server: Option<String>,
     /// A record exists (it may still be unreadable: see `problem`).
     pub exists: bool,
     pub generation: Option<u64>,
@@ -124,7 +129,8 @@ pub struct Status {
     pub problem: Option<Problem>,
 }
 
-/// A directory of credentials shared by every process that opens it.
+/// A store of credentials (a directory, or a PostgreSQL database) shared by every process that
+/// opens it.
 ///
 /// ```no_run
 /// # async fn demo() -> oauth_lock::Result<()> {
@@ -142,7 +148,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("dir", &self.backend.id())
+            .field("location", self.backend.location())
             .finish()
     }
 }
@@ -174,19 +180,25 @@ impl Store {
             })
     }
 
-    /// A store on another backend (e.g. a database, planned).
+    /// A store on a backend of the caller's.
     pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
     }
 
-    /// The store's directory (canonical).
+    /// The store's directory (canonical); for a database store, its URL without the password.
     pub fn dir(&self) -> &Path {
-        self.backend.id()
+        self.backend.location().as_path()
     }
 
-    /// The record file of `key`.
+    /// Where the store is (`Display` never shows a password).
+    pub fn location(&self) -> &Location {
+        self.backend.location()
+    }
+
+    /// Where the record of `key` is: its file, or the database's URL (without password) and
+    /// the key.
     pub fn path_of(&self, key: &str) -> Result<PathBuf> {
-        Ok(self.backend.location(&Key::new(key)?))
+        Ok(self.backend.place(&Key::new(key)?))
     }
 
     /// A token source refreshed with the record's own `refresh` config.
@@ -238,7 +250,7 @@ impl Store {
         options: SaveOptions,
     ) -> Result<Status> {
         let key = Key::new(key)?;
-        let path = self.backend.location(&key);
+        let path = self.backend.place(&key);
         // Listeners hear the save's events after its lock is released.
         events::after_unlock_blocking(|| self.save_inner(&key, &path, credential, options))
             .map_err(|e| e.with_context(key.as_str(), &path))?;
@@ -344,7 +356,7 @@ impl Store {
     /// [`clear`](Self::clear) for callers without an async runtime.
     pub fn clear_blocking(&self, key: &str) -> Result<bool> {
         let key = Key::new(key)?;
-        let path = self.backend.location(&key);
+        let path = self.backend.place(&key);
         let run = || {
             let mut locked = self
                 .backend
@@ -360,10 +372,12 @@ impl Store {
     pub fn status(&self, key: &str) -> Result<Status> {
         let key = Key::new(key)?;
         let placement = self.backend.placement(&key);
-        let path = self.backend.location(&key);
+        let path = self.backend.place(&key);
         let mut status = Status {
             key: key.as_str().to_owned(),
             path: path.clone(),
+            location: self.backend.location().to_string(),
+            server: placement.server,
             exists: false,
             generation: None,
             state: None,
@@ -412,7 +426,10 @@ impl Store {
                     r.refresh_token.as_ref().map(Secret::fingerprint);
             }
             Err(e) => {
-                status.exists = path.exists();
+                // A record that does not parse exists (a row, for a database store).
+                status.exists =
+                    matches!(e.code(), ErrorCode::Corrupt | ErrorCode::UnsupportedFormat)
+                        || path.exists();
                 let e = e.with_context(key.as_str(), &path);
                 status.problem = Some(Problem {
                     code: e.code(),
@@ -454,7 +471,7 @@ impl Store {
             .clone()
             .unwrap_or_else(|| program.default_key().to_owned());
         let k = Key::new(&key)?;
-        let path = self.backend.location(&k);
+        let path = self.backend.place(&k);
         let file = match &options.file {
             Some(f) => {
                 std::path::absolute(f).map_err(|e| Error::io("resolving the file", f, &e))?

@@ -5,14 +5,14 @@
 
 mod support;
 
-use oauth_lock::backend::{Backend, Committed, FsBackend, Locked, Placement, Version};
+use oauth_lock::backend::{Backend, Committed, FsBackend, Location, Locked, Placement, Version};
 use oauth_lock::interop::{add_listener, blocking_json_refresher, remove_listener};
 use oauth_lock::{
     classify_oauth_error, refresher_fn, Error, ErrorCode, Key, Record, Refresher, SourceOptions,
     Store, REFRESH_TOKEN_ERRORS,
 };
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -300,11 +300,11 @@ struct Flaky {
 }
 
 impl Backend for Flaky {
-    fn id(&self) -> &Path {
-        self.inner.id()
+    fn location(&self) -> &Location {
+        self.inner.location()
     }
-    fn location(&self, key: &Key) -> PathBuf {
-        self.inner.location(key)
+    fn place(&self, key: &Key) -> PathBuf {
+        self.inner.place(key)
     }
     fn read(&self, key: &Key) -> oauth_lock::Result<Option<(Record, Version)>> {
         self.inner.read(key)

@@ -1,8 +1,8 @@
-//! Where records live, behind a small trait (lock, read, write, remove) so that a second
-//! backend (PostgreSQL row locks, planned) fits without touching the protocol; and the
-//! file-system backend of DESIGN.md §3.
+//! The directory store of DESIGN.md §3: one record file and one lock file per key, written
+//! by temp file + rename, locked with the kernel's `flock`.
 
-use crate::error::{Context, Error, Result};
+use super::{check_key, with_place, Backend, Committed, Location, Locked, Placement, Version};
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::lock::{lock_exclusive, LockGuard};
 use crate::record::Record;
@@ -13,104 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Identifies one written version of a record cheaply (for the hot path's change check).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Version {
-    dev: u64,
-    ino: u64,
-    mtime_ns: i64,
-    size: u64,
-}
-
-impl Version {
-    fn of(meta: &fs::Metadata) -> Version {
-        Version {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            mtime_ns: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
-            size: meta.size(),
-        }
-    }
-}
-
-/// A write that took effect: every process now reads the new record.
-#[derive(Debug)]
-pub struct Committed {
-    pub version: Version,
-    /// Set when the record was replaced but could not be made durable (syncing its directory
-    /// failed): it is committed for every process, and a power loss may still undo it.
-    pub not_durable: Option<Error>,
-}
-
-/// What `status` reports about where a record is kept.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// The record or its directory is readable or writable by group or others.
-    pub insecure_permissions: bool,
-    /// The store is on a network file system, where locks are not reliable across machines.
-    pub network_fs: bool,
-}
-
-/// A store of records. Reads are lock-free; writes happen through a [`Locked`] handle.
-pub trait Backend: Send + Sync + 'static {
-    /// Identifies the store; `Store`s with the same id share in-process state.
-    fn id(&self) -> &Path;
-    /// Where the record for `key` lives (named in error messages).
-    fn location(&self, key: &Key) -> PathBuf;
-    /// The record and its version, without locking; `None` when there is none.
-    fn read(&self, key: &Key) -> Result<Option<(Record, Version)>>;
-    /// The version only (one `stat`); `None` when there is no record.
-    fn version(&self, key: &Key) -> Result<Option<Version>>;
-    /// Takes the credential's exclusive lock, waiting at most `timeout` (`Busy`).
-    fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>>;
-    /// Takes the exclusive lock if it is free; `None` when another holds it.
-    fn try_lock(&self, key: &Key) -> Result<Option<Box<dyn Locked>>> {
-        match self.lock(key, Duration::ZERO) {
-            Ok(locked) => Ok(Some(locked)),
-            Err(e) if e.code() == crate::error::ErrorCode::Busy => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-    /// Waits, taking nothing, until no process holds the lock exclusively, at most `timeout`
-    /// (`Busy`); how long it waited. Every waiter wakes at once when the holder releases
-    /// (DESIGN.md §4 step 2.3). A backend that cannot wait so returns at once, and its
-    /// callers queue for the exclusive lock instead. `on_release` runs at the release, before
-    /// the caller's task wakes, on the thread that saw it (never when the wait returned at
-    /// once, timed out or failed).
-    fn wait_released(
-        &self,
-        _key: &Key,
-        _timeout: Duration,
-        _on_release: crate::lock::OnRelease,
-    ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
-        Box::pin(async { Ok(Duration::ZERO) })
-    }
-    /// Every key with a record.
-    fn list(&self) -> Result<Vec<Key>>;
-    /// Permissions and file-system facts for `status`.
-    fn placement(&self, key: &Key) -> Placement;
-}
-
-/// A credential whose lock is held; dropping it releases the lock.
-pub trait Locked: Send {
-    /// How long taking the lock waited.
-    fn waited(&self) -> Duration;
-    /// The authoritative read.
-    fn read(&mut self) -> Result<Option<(Record, Version)>>;
-    /// Replaces the record atomically and durably. An error means the record was NOT
-    /// replaced; a replacement that may not survive a power loss is `Ok` and says so.
-    fn write(&mut self, record: &Record) -> Result<Committed>;
-    /// Removes the record (not the lock); whether there was one.
-    fn remove(&mut self) -> Result<bool>;
-}
-
 /// The directory store of DESIGN.md §3.
 #[derive(Debug)]
 pub struct FsBackend {
     dir: PathBuf,
+    location: Location,
 }
 
 impl FsBackend {
@@ -131,7 +38,10 @@ impl FsBackend {
             let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
             return Err(Error::io("opening the store directory", &dir, &e));
         }
-        Ok(FsBackend { dir })
+        Ok(FsBackend {
+            location: Location::Dir(dir.clone()),
+            dir,
+        })
     }
 
     fn record_path(&self, key: &Key) -> PathBuf {
@@ -157,53 +67,21 @@ fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading the record", path, &e))?;
-    let record = Record::parse(&bytes).map_err(|e| with_path(e, path))?;
-    check_key(&record, key).map_err(|e| with_path(e, path))?;
-    Ok(Some((record, Version::of(&meta))))
+    let record = Record::parse(&bytes).map_err(|e| with_place(e, path))?;
+    check_key(&record, key).map_err(|e| with_place(e, path))?;
+    Ok(Some((record, version_of(&meta))))
 }
 
-/// Every read checks that the record is the one asked for (DESIGN.md §3): two keys whose
-/// names a file system does not tell apart (case-insensitive, or stems made by an older
-/// version) would otherwise read, refresh and overwrite each other's credential.
-/// How a key check's `Corrupt` reason starts (see [`holds_another_key`]).
-const ANOTHER_KEY: &str = "the record holds key ";
-
-/// Whether `e` says the file holds another key's record (two keys share one file on a
-/// case-insensitive file system): no save may replace it, since it is another credential.
-pub(crate) fn holds_another_key(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { reason, .. } if reason.starts_with(ANOTHER_KEY))
-}
-
-fn check_key(record: &Record, key: &Key) -> Result<()> {
-    if record.key == key.as_str() {
-        return Ok(());
-    }
-    Err(Error::Corrupt {
-        ctx: Context {
-            key: Some(key.as_str().to_owned()),
-            path: None,
-        },
-        reason: format!(
-            "{ANOTHER_KEY}{:?}, not {:?}: two keys share one file (a case-insensitive \
-             file system?)",
-            record.key,
-            key.as_str()
-        ),
-    })
-}
-
-fn with_path(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Corrupt { mut ctx, reason } => {
-            ctx.path = Some(path.to_owned());
-            Error::Corrupt { ctx, reason }
-        }
-        Error::UnsupportedFormat { mut ctx, format } => {
-            ctx.path = Some(path.to_owned());
-            Error::UnsupportedFormat { ctx, format }
-        }
-        other => other,
-    }
+/// The version of the file `meta` describes.
+fn version_of(meta: &fs::Metadata) -> Version {
+    Version::file(
+        meta.dev(),
+        meta.ino(),
+        meta.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+        meta.size(),
+    )
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -275,7 +153,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> 
         #[cfg(feature = "fault-injection")]
         crate::fault::hit("before-rename");
         fs::rename(&tmp, path)?;
-        Ok::<_, std::io::Error>(Version::of(&meta))
+        Ok::<_, std::io::Error>(version_of(&meta))
     })();
     match written {
         Ok(v) => {
@@ -298,7 +176,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> 
 }
 
 impl FsBackend {
-    fn locked(&self, key: &Key, guard: crate::lock::LockGuard) -> Box<dyn Locked> {
+    fn locked(&self, key: &Key, guard: LockGuard) -> Box<dyn Locked> {
         Box::new(FsLocked {
             key: key.clone(),
             dir: self.dir.clone(),
@@ -309,11 +187,11 @@ impl FsBackend {
 }
 
 impl Backend for FsBackend {
-    fn id(&self) -> &Path {
-        &self.dir
+    fn location(&self) -> &Location {
+        &self.location
     }
 
-    fn location(&self, key: &Key) -> PathBuf {
+    fn place(&self, key: &Key) -> PathBuf {
         self.record_path(key)
     }
 
@@ -324,7 +202,7 @@ impl Backend for FsBackend {
     fn version(&self, key: &Key) -> Result<Option<Version>> {
         let path = self.record_path(key);
         match fs::metadata(&path) {
-            Ok(m) => Ok(Some(Version::of(&m))),
+            Ok(m) => Ok(Some(version_of(&m))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("checking the record", &path, &e)),
         }
@@ -372,6 +250,7 @@ impl Backend for FsBackend {
         Placement {
             insecure_permissions: loose(&self.dir) || loose(&self.record_path(key)),
             network_fs: on_network_fs(&self.dir),
+            server: None,
         }
     }
 }
