@@ -16,8 +16,10 @@ type loggerBox struct{ l *slog.Logger }
 
 var logger atomic.Pointer[loggerBox]
 
-// SetLogger routes the library's events to l; nil stops them. Before any call, events go
-// to slog.Default() (as it is when each event happens).
+// SetLogger routes the library's events to l; nil stops them. Until it is called, events go
+// to slog.Default() (as it is when each event happens). The handler runs on library threads,
+// sometimes while a credential's lock is held: it must return quickly and must not call
+// this package.
 func SetLogger(l *slog.Logger) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)

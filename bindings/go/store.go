@@ -7,6 +7,7 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -15,8 +16,9 @@ import (
 // directory of records (DESIGN.md §3). Safe for use by any number of goroutines at once.
 //
 // Ownership: a Store holds a library handle; Close releases it (safe to call twice, and
-// while calls are still running: the handle is freed when the last of them returns). Token
-// sources made from a store stay valid after the store is closed.
+// while calls are still running: the handle is freed when the last of them returns; a store
+// never closed is released when it is garbage collected). Token sources made from a store
+// stay valid after the store is closed.
 type Store struct {
 	h   *handle
 	ptr *C.oauth_lock_store
@@ -57,7 +59,9 @@ func Open(location string) (*Store, error) {
 		return nil, errorOf(r.code, r.error)
 	}
 	p := r.store
-	return &Store{h: newHandle(func() { C.oauth_lock_store_free(p) }), ptr: p}, nil
+	s := &Store{h: newHandle(func() { C.oauth_lock_store_free(p) }), ptr: p}
+	runtime.AddCleanup(s, func(h *handle) { h.close() }, s.h)
+	return s, nil
 }
 
 // Close releases the store. Safe to call twice; calls still running finish first.
