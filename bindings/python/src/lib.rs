@@ -10,10 +10,12 @@
 use oauth_lock::interop;
 use oauth_lock::{Context, Credential, Error, SaveOptions, SourceOptions};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +25,40 @@ struct Hooks {
     make_error: Py<PyAny>,
     resolve: Py<PyAny>,
     on_event: Py<PyAny>,
+    info_enabled: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
+
+/// Whether the `oauth_lock` logger takes INFO records, as read at the start of the last call
+/// that may wait or refresh ([`detached`]). An INFO event it would drop is not handed to
+/// Python at all: that would take the GIL (and make a thread state on a core thread) on the
+/// hand-off path of every waiting process, before its caller is answered.
+static INFO_LOGGED: AtomicBool = AtomicBool::new(true);
+
+/// Events handed to Python (`_events_forwarded`, for the tests of the level gate).
+static EVENTS_FORWARDED: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `f` without the GIL, after reading the logger's level for the events it may decide.
+fn detached<T: Send>(py: Python<'_>, f: impl Ungil + FnOnce() -> T + Send) -> T {
+    note_log_level(py);
+    py.detach(f)
+}
+
+fn note_log_level(py: Python<'_>) {
+    let enabled = HOOKS
+        .get(py)
+        .and_then(|h| h.info_enabled.call0(py).ok())
+        .and_then(|v| v.extract::<bool>(py).ok())
+        .unwrap_or(true);
+    INFO_LOGGED.store(enabled, Ordering::Relaxed);
+}
+
+/// How many events the native side handed to Python's `_on_event` so far.
+#[pyfunction]
+fn _events_forwarded() -> u64 {
+    EVENTS_FORWARDED.load(Ordering::Relaxed)
+}
 
 /// The `oauth_lock.Error` subclass for a core error, with `.code`, `.key`, `.path` and
 /// `.oauth_error` (built in Python from `interop::error_json`).
@@ -74,6 +107,7 @@ fn _init(
     make_error: Py<PyAny>,
     resolve: Py<PyAny>,
     on_event: Py<PyAny>,
+    info_enabled: Py<PyAny>,
 ) -> PyResult<()> {
     let fresh = HOOKS
         .set(
@@ -82,12 +116,17 @@ fn _init(
                 make_error,
                 resolve,
                 on_event,
+                info_enabled,
             },
         )
         .is_ok();
     if fresh {
         oauth_lock::set_client_lang("python");
         interop::add_listener(|event| {
+            if event.level == interop::Level::Info && !INFO_LOGGED.load(Ordering::Relaxed) {
+                return;
+            }
+            EVENTS_FORWARDED.fetch_add(1, Ordering::Relaxed);
             let Ok(json) = serde_json::to_string(event) else {
                 return;
             };
@@ -205,7 +244,7 @@ impl PyStore {
     #[new]
     #[pyo3(signature = (path=None))]
     fn new(py: Python<'_>, path: Option<PathBuf>) -> PyResult<Self> {
-        py.detach(|| match path {
+        detached(py, || match path {
             Some(p) => oauth_lock::Store::open(p),
             None => oauth_lock::Store::open_default(),
         })
@@ -233,7 +272,7 @@ impl PyStore {
         allow_downgrade: bool,
     ) -> PyResult<String> {
         let store = &self.0;
-        py.detach(|| -> Result<String, Error> {
+        detached(py, || -> Result<String, Error> {
             let value: Value = serde_json::from_str(credential)
                 .map_err(|e| in_context(store, key, invalid(format!("credential: {e}"))))?;
             let credential =
@@ -249,24 +288,23 @@ impl PyStore {
     }
 
     fn clear(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        py.detach(|| self.0.clear_blocking(key))
-            .map_err(|e| py_err(py, &e))
+        detached(py, || self.0.clear_blocking(key)).map_err(|e| py_err(py, &e))
     }
 
     fn status(&self, py: Python<'_>, key: &str) -> PyResult<String> {
-        py.detach(|| self.0.status(key))
+        detached(py, || self.0.status(key))
             .map(|s| serde_json::to_string(&s).expect("a status always serializes"))
             .map_err(|e| py_err(py, &e))
     }
 
     fn list(&self, py: Python<'_>) -> PyResult<String> {
-        py.detach(|| self.0.list())
+        detached(py, || self.0.list())
             .map(|s| serde_json::to_string(&s).expect("a status always serializes"))
             .map_err(|e| py_err(py, &e))
     }
 
     fn verify(&self, py: Python<'_>, key: &str) -> PyResult<PyAccessToken> {
-        py.detach(|| self.0.verify_blocking(key))
+        detached(py, || self.0.verify_blocking(key))
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
@@ -282,7 +320,7 @@ impl PyStore {
         file: Option<PathBuf>,
         token_url: Option<String>,
     ) -> PyResult<String> {
-        py.detach(|| -> Result<String, Error> {
+        detached(py, || -> Result<String, Error> {
             let program: oauth_lock::MirrorShape = program.parse()?;
             let options = oauth_lock::ImportOptions {
                 key,
@@ -405,7 +443,7 @@ impl PySource {
         if let Some(t) = self.0.cached() {
             return Ok(PyAccessToken(t));
         }
-        py.detach(|| self.0.access_token_blocking())
+        detached(py, || self.0.access_token_blocking())
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
@@ -418,7 +456,7 @@ impl PySource {
     /// After HTTP 401 with `token`: a different valid token (one refresh across processes).
     fn reject(&self, py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<PyAccessToken> {
         let token = token_text(token)?;
-        py.detach(|| self.0.reject_blocking(&token))
+        detached(py, || self.0.reject_blocking(&token))
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
@@ -431,14 +469,14 @@ impl PySource {
                 &invalid(format!("seconds must be non-negative, not {seconds}")),
             )
         })?;
-        py.detach(|| self.0.access_token_valid_for_blocking(at_least))
+        detached(py, || self.0.access_token_valid_for_blocking(at_least))
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
 
     /// Forces one refresh (it rotates the refresh token).
     fn verify(&self, py: Python<'_>) -> PyResult<PyAccessToken> {
-        py.detach(|| self.0.verify_blocking())
+        detached(py, || self.0.verify_blocking())
             .map(PyAccessToken)
             .map_err(|e| py_err(py, &e))
     }
@@ -448,6 +486,7 @@ impl PySource {
     #[pyo3(signature = (op, token, event_loop, fut))]
     fn _start(
         &self,
+        py: Python<'_>,
         op: &str,
         token: Option<&Bound<'_, PyAny>>,
         event_loop: Py<PyAny>,
@@ -460,6 +499,7 @@ impl PySource {
             _ => return Err(PyTypeError::new_err(format!("unknown operation {op:?}"))),
         };
         let source = self.0.clone();
+        note_log_level(py);
         interop::spawn(async move {
             let result = match op {
                 Op::AccessToken => source.access_token().await,
@@ -492,6 +532,7 @@ impl PySource {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_init, m)?)?;
+    m.add_function(wrap_pyfunction!(_events_forwarded, m)?)?;
     m.add_class::<PyAccessToken>()?;
     m.add_class::<PyStore>()?;
     m.add_class::<PySource>()?;

@@ -174,6 +174,29 @@ def test_events_go_to_the_logging_logger_without_tokens(
     assert raw["refresh_token"] not in text
 
 
+def test_info_events_the_logger_would_drop_never_enter_python(
+    mock: Mock, store: oauth_lock.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The level is read when a call starts: with INFO off, a refresh's INFO events are dropped
+    natively (no GIL on the hand-off path); WARNING ones still arrive; INFO on again, they do."""
+    from oauth_lock import _native
+
+    caplog.set_level(logging.WARNING, logger="oauth_lock")
+    log_in(mock, store, "k", expires_in=0)
+    before = _native._events_forwarded()
+    store.source("k").access_token()
+    assert _native._events_forwarded() == before, "the refresh's INFO events were not sent"
+    with pytest.raises(oauth_lock.Downgrade):
+        store.save("k", access_token="plain")
+    assert _native._events_forwarded() == before + 1, "the WARNING event was"
+    assert [getattr(r, "oauth_lock_event", None) for r in caplog.records] == ["downgrade_refused"]
+
+    caplog.set_level(logging.INFO, logger="oauth_lock")
+    store.source("k").verify()
+    assert _native._events_forwarded() > before + 1
+    assert "refreshed" in {getattr(r, "oauth_lock_event", None) for r in caplog.records}
+
+
 # ---- callback refreshers ---------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from ._errors import (
     UnsupportedFormat,
     _make_error,
 )
-from ._events import _on_event
+from ._events import _info_enabled, _on_event
 from ._native import AccessToken
 from ._refresher import Credential, Refresher
 from ._store import (
@@ -50,7 +50,7 @@ from ._store import (
 
 __version__: str = _native.__version__
 
-_native._init(_make_error, _resolve, _on_event)
+_native._init(_make_error, _resolve, _on_event, _info_enabled)
 
 __all__ = [
     "AccessToken",

@@ -1,6 +1,11 @@
 """Routes the core's decision events (DESIGN.md §8: ``refreshed``, ``adopted``,
 ``lock_waited``, ...) to the ``logging`` logger ``oauth_lock``. Events carry token
-fingerprints only, never a token."""
+fingerprints only, never a token.
+
+Whether the logger takes INFO records is read at the start of each call that may wait or
+refresh (``_info_enabled``); INFO events of a call are dropped natively, without entering
+Python, when it did not then. So a level changed while a call runs applies from the next
+call."""
 
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ __all__ = ["logger"]
 logger = logging.getLogger("oauth_lock")
 
 _LEVELS = {"info": logging.INFO, "warn": logging.WARNING}
+
+
+def _info_enabled() -> bool:
+    """Called by the native side (with the GIL) before a call that may decide events."""
+    return logger.isEnabledFor(logging.INFO)
 
 
 def _on_event(event_json: str) -> None:

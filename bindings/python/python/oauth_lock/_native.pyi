@@ -14,7 +14,9 @@ def _init(
     make_error: Callable[[str], BaseException],
     resolve: Callable[[Any, bool, Any], None],
     on_event: Callable[[str], None],
+    info_enabled: Callable[[], bool],
 ) -> None: ...
+def _events_forwarded() -> int: ...
 @final
 class AccessToken:
     """A valid access token. ``str(token)`` is the token; ``repr`` shows a fingerprint."""
