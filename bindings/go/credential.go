@@ -50,16 +50,11 @@ func (c Credential) json(withRefresh bool) ([]byte, error) {
 	for k, v := range c.Extra {
 		m[k] = v
 	}
-	set := func(k, v string) {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	set("access_token", c.AccessToken)
-	set("refresh_token", c.RefreshToken)
-	set("token_type", c.TokenType)
-	set("scope", c.Scope)
-	set("id_token", c.IDToken)
+	setNonEmpty(m, "access_token", c.AccessToken)
+	setNonEmpty(m, "refresh_token", c.RefreshToken)
+	setNonEmpty(m, "token_type", c.TokenType)
+	setNonEmpty(m, "scope", c.Scope)
+	setNonEmpty(m, "id_token", c.IDToken)
 	switch {
 	case c.ExpiresIn != 0 && c.ExpiresIn%time.Second == 0:
 		m["expires_in"] = int64(c.ExpiresIn / time.Second)
@@ -110,15 +105,10 @@ func (o OAuth2) Format(f fmt.State, _ rune) { fmt.Fprint(f, o.String()) }
 // config is the core's OAuth2Config JSON object.
 func (o OAuth2) config() map[string]any {
 	m := map[string]any{"token_url": o.TokenURL, "client_id": o.ClientID}
-	set := func(k, v string) {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	set("client_secret", o.ClientSecret)
-	set("client_auth", o.ClientAuth)
-	set("scope", o.Scope)
-	set("body", o.Body)
+	setNonEmpty(m, "client_secret", o.ClientSecret)
+	setNonEmpty(m, "client_auth", o.ClientAuth)
+	setNonEmpty(m, "scope", o.Scope)
+	setNonEmpty(m, "body", o.Body)
 	if len(o.ExtraParams) > 0 {
 		m["extra_params"] = o.ExtraParams
 	}
@@ -129,4 +119,11 @@ func (o OAuth2) config() map[string]any {
 		m["timeout_ms"] = o.Timeout.Milliseconds()
 	}
 	return m
+}
+
+// setNonEmpty sets m[k] to v unless v is empty (the JSON then has no such field).
+func setNonEmpty(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
 }

@@ -1,5 +1,5 @@
 """The mixed torture run: Rust, C, Python (threads and asyncio), Node (async and
-worker_threads) and Java processes hammer ONE credential in one store for ~50 s against the
+worker_threads), Java and Go processes hammer ONE credential in one store for ~50 s against the
 strict mock provider with 1 s tokens, while the provider revokes every access token at
 random moments (so clients see 401s and call `reject`), one process re-logs in midway
 (`POST /login` + `oauth-lock save`), and one polls `oauth-lock status --json`.
@@ -19,7 +19,8 @@ call times: the table's p50 and p99).
 Run by scripts/test-torture, which builds everything and passes the built workers in:
 OAUTH_LOCK_CLI (the CLI), TORTURE_C_WORKER (workers/c_worker.c, compiled), TORTURE_JAVA_CP
 (workers/TortureWorker.class + the oauth-lock jar + JNA), TORTURE_LIB_DIR (where
-liboauth_lock is), TORTURE_SECONDS (default 50), TORTURE_SEED (the revocation schedule).
+liboauth_lock is), TORTURE_GO_WORKER (bindings/go/cmd/torture-worker, built; else built here
+by bindings/go/tools/build-torture-worker), TORTURE_SECONDS (default 50), TORTURE_SEED (the revocation schedule).
 """
 
 from __future__ import annotations
@@ -181,6 +182,10 @@ def workers(store: Path, url: str, seconds: float) -> List[Worker]:
         "TortureWorker",
     ]
     c_worker = str(env_path("TORTURE_C_WORKER"))
+    go_worker = os.environ.get("TORTURE_GO_WORKER") or str(store.parent / "go_worker")
+    if not os.environ.get("TORTURE_GO_WORKER"):  # built here: scripts/test-torture predates it
+        build = ROOT / "bindings" / "go" / "tools" / "build-torture-worker"
+        subprocess.run(["bash", str(build), str(lib_dir), go_worker], check=True, timeout=900)
     rust = [cli(), "--dir", d, "worker", "--key", KEY, "--duration", f"{seconds:g}s"]
     return [
         *(Worker("rust", 2, [*rust, "--threads", "2", "--resource", url + "/resource"]) for _ in range(2)),
@@ -190,6 +195,7 @@ def workers(store: Path, url: str, seconds: float) -> List[Worker]:
         # 2 async loops on the main thread and 2 on each of 2 worker threads.
         Worker("node", 6, ["node", str(WORKERS / "node_worker.mjs"), d, KEY, url, s, "2", "2"]),
         *(Worker("java", 2, [*jvm, d, KEY, url, s, "2"]) for _ in range(2)),
+        *(Worker("go", 4, [go_worker, d, KEY, url, s, "4"]) for _ in range(2)),
     ]
 
 
@@ -261,7 +267,7 @@ def duration(ns: Optional[int]) -> str:
     return f"{ns} ns"
 
 
-LANGS = ["rust", "c", "python-threads", "python-asyncio", "node", "java"]
+LANGS = ["rust", "c", "python-threads", "python-asyncio", "node", "java", "go"]
 
 
 def summary(ws: List[Worker], side: Side, stats: Dict[str, int], rotations: int) -> str:
