@@ -1,7 +1,7 @@
 //! The `Store`: a location of credentials (a directory or a database) and the operations on
 //! it — token sources, login (`save`), logout (`clear`), `status`, `list`, `verify`.
 
-use crate::backend::{Backend, FsBackend, Location};
+use crate::backend::{Backend, FsBackend, Location, PgBackend};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
@@ -129,6 +129,21 @@ pub struct Status {
     pub problem: Option<Problem>,
 }
 
+/// DESIGN.md §10: a database that cannot be reached is `Transient` for a token, and `Io` for
+/// a save or a clear (which no refresher runs in, so their only `Transient` is the store's).
+fn unreachable_is_io(e: Error) -> Error {
+    match e {
+        Error::Transient { ctx, reason, .. } => Error::Io {
+            ctx,
+            op: "reaching the store".into(),
+            kind: std::io::ErrorKind::NotConnected,
+            os_code: None,
+            message: reason,
+        },
+        other => other,
+    }
+}
+
 /// A store of credentials (a directory, or a PostgreSQL database) shared by every process that
 /// opens it.
 ///
@@ -154,16 +169,28 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating it (mode 0700) if needed.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
-        Ok(Store::with_backend(Arc::new(FsBackend::open(
-            dir.as_ref(),
-        )?)))
+    /// Opens the store at `location`: a directory (created, mode 0700, if needed) or a
+    /// `postgresql://` / `postgres://` URL (DESIGN.md §10; connected at first use, so opening
+    /// never waits on the network).
+    pub fn open(location: impl AsRef<Path>) -> Result<Store> {
+        let location = location.as_ref();
+        let backend: Arc<dyn Backend> = match location.to_str().map(Location::parse) {
+            Some(Ok(Location::Postgres(_))) => {
+                PgBackend::open(location.to_str().expect("a URL is UTF-8"))?
+            }
+            Some(Err(e)) => return Err(e),
+            _ => Arc::new(FsBackend::open(location)?),
+        };
+        Ok(Store::with_backend(backend))
     }
 
-    /// Opens the default store: `$OAUTH_LOCK_DIR`, else the platform state directory.
+    /// Opens the default store: `$OAUTH_LOCK_STORE`, else `$OAUTH_LOCK_DIR`, else the
+    /// platform state directory.
     pub fn open_default() -> Result<Store> {
-        Store::open(Store::default_dir()?)
+        match std::env::var_os("OAUTH_LOCK_STORE").filter(|s| !s.is_empty()) {
+            Some(location) => Store::open(location),
+            None => Store::open(Store::default_dir()?),
+        }
     }
 
     /// `$OAUTH_LOCK_DIR`, else `$XDG_STATE_HOME/oauth-lock` (`~/.local/state/oauth-lock`),
@@ -253,7 +280,7 @@ impl Store {
         let path = self.backend.place(&key);
         // Listeners hear the save's events after its lock is released.
         events::after_unlock_blocking(|| self.save_inner(&key, &path, credential, options))
-            .map_err(|e| e.with_context(key.as_str(), &path))?;
+            .map_err(|e| unreachable_is_io(e).with_context(key.as_str(), &path))?;
         self.status(key.as_str())
     }
 
@@ -365,7 +392,7 @@ impl Store {
             Slot::get(&self.backend, &key).forget();
             Ok(existed)
         };
-        run().map_err(|e: Error| e.with_context(key.as_str(), &path))
+        run().map_err(|e: Error| unreachable_is_io(e).with_context(key.as_str(), &path))
     }
 
     /// What is known about `key`, without locking or refreshing.

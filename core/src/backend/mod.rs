@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod fs;
+pub mod postgres;
 
 pub use fs::FsBackend;
+pub use postgres::{PgBackend, PgConfig};
 
 /// Where a store is: what `Store`s are told to open, what errors, events and `status` name,
 /// and what tells the stores of one process apart (each location has its own slots).
@@ -20,6 +22,9 @@ pub use fs::FsBackend;
 pub enum Location {
     /// A directory of record files (DESIGN.md §3), canonical once opened.
     Dir(PathBuf),
+    /// A PostgreSQL database (DESIGN.md §10): `postgresql://user@host:port/db`, shown without
+    /// the password it may carry.
+    Postgres(std::sync::Arc<PgConfig>),
 }
 
 impl Location {
@@ -28,26 +33,50 @@ impl Location {
         Location::Dir(path.into())
     }
 
-    /// A location as users write it (`--store`, `$OAUTH_LOCK_STORE`, `Store::open`).
+    /// A location as users write it (`--store`, `$OAUTH_LOCK_STORE`, `Store::open`): a
+    /// `postgresql://` or `postgres://` URL, else a directory. Another `scheme://` is an
+    /// error rather than a directory of that odd name. Errors never quote a URL (it may
+    /// hold a password).
     pub fn parse(location: &str) -> Result<Location> {
         if location.is_empty() {
             return Err(Error::invalid("the store location is empty"));
         }
-        Ok(Location::Dir(PathBuf::from(location)))
+        match url_scheme(location) {
+            Some("postgresql" | "postgres") => Ok(Location::Postgres(std::sync::Arc::new(
+                PgConfig::parse(location)?,
+            ))),
+            Some(other) => Err(Error::invalid(format!(
+                "a store location is a directory or a postgresql:// URL, not a {other}:// URL"
+            ))),
+            None => Ok(Location::Dir(PathBuf::from(location))),
+        }
     }
 
-    /// The location as a path: the directory itself. What [`crate::Store::dir`] returns.
+    /// The location as a path: the directory itself, or the database URL without the
+    /// password. What [`crate::Store::dir`] returns.
     pub fn as_path(&self) -> &Path {
         match self {
             Location::Dir(p) => p,
+            Location::Postgres(c) => Path::new(c.redacted()),
         }
     }
+}
+
+/// The scheme of `s` when it reads as `scheme://…`.
+fn url_scheme(s: &str) -> Option<&str> {
+    let (scheme, _) = s.split_once("://")?;
+    let mut bytes = scheme.bytes();
+    let first = bytes.next()?;
+    (first.is_ascii_alphabetic()
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+    .then_some(scheme)
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Dir(p) => write!(f, "{}", p.display()),
+            Location::Postgres(c) => write!(f, "{c}"),
         }
     }
 }
@@ -75,7 +104,6 @@ enum Stamp {
     },
     /// A row's generation and a stamp the database draws anew on every write (generations
     /// start again at 1 after a logout, so they alone could repeat).
-    #[allow(dead_code)] // the PostgreSQL backend's (DESIGN.md §10)
     Row { generation: u64, stamp: i64 },
 }
 
@@ -89,7 +117,6 @@ impl Version {
         })
     }
 
-    #[allow(dead_code)] // the PostgreSQL backend's (DESIGN.md §10)
     pub(crate) fn row(generation: u64, stamp: i64) -> Version {
         Version(Stamp::Row { generation, stamp })
     }

@@ -1,0 +1,1343 @@
+//! The fleet store of DESIGN.md §10: the same records and protocol in PostgreSQL, where a
+//! credential's lock belongs to one database session (the server frees it when the session
+//! dies) and every commit goes through that session, so a holder whose session ended cannot
+//! commit. Machines that share a credential cannot use a directory: network file systems do
+//! not give reliable locks.
+//!
+//! - The lock is a session-level advisory lock, `pg_advisory_lock(hashtextextended(…))`, taken
+//!   on a connection of its own that nothing else uses while it is held. Waiters block in the
+//!   server and wake at its release; `lock_timeout` turns a long wait into `Busy`.
+//! - The holder bound `B` ([`HOLDER_BOUND`]): the lock's session sets `idle_session_timeout`
+//!   and TCP keepalives / `tcp_user_timeout`, so the server ends a vanished or hung holder's
+//!   session, and frees its lock, within `B`, which is longer than the longest a protocol
+//!   holder stays idle (foreign lock 15 s + refresh 30 s + late answer 4 s).
+//! - Fencing: a write is one transaction on the lock's own session, conditional on the row's
+//!   stamp as the holder read it. A session the server ended has no connection to commit on.
+//! - Change notices: every commit sends `NOTIFY` in its transaction; one listening session per
+//!   process keeps a map of versions that the hot path reads (no network), and re-reads the
+//!   versions of the keys it knows every [`POLL_EVERY`] in case a notice was lost.
+//! - Records are stored as their exact format-1 JSON text (a `text` column, not `jsonb`, so
+//!   unknown fields and floats survive byte-exact), with the key and generation as columns.
+//!
+//! Session-level locks need a session per client connection: a transaction-pooling proxy
+//! (PgBouncer in `pool_mode = transaction`) would hand the lock's session to someone else.
+//! Connect to PostgreSQL directly, or through a proxy in session mode.
+
+use super::{check_key, with_place, Backend, Committed, Location, Locked, Placement, Version};
+use crate::error::{Context, Error, Result};
+use crate::key::Key;
+use crate::record::Record;
+use crate::runtime;
+use crate::secret::Secret;
+use arc_swap::ArcSwapOption;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, Client};
+
+/// The holder bound `B` of DESIGN.md §10: the server ends a lock holder's session that has
+/// been idle this long (hung, or its machine gone), which releases the lock. Longer than the
+/// longest a holder waits idle under the protocol's defaults: a mirror's foreign lock (15 s),
+/// then the refresh (30 s) and its late answer (4 s).
+pub const HOLDER_BOUND: Duration = Duration::from_secs(60);
+
+/// How often a process re-reads the versions of the credentials it uses, in case a change
+/// notice was lost (the listening session dropped, or the server restarted).
+pub const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// The schema this version creates and understands.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How a connection protects itself, as libpq spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, certificate not checked (libpq's default).
+    Prefer,
+    /// TLS, certificate not checked.
+    Require,
+    /// TLS, the certificate checked against the roots (`sslrootcert`, else the web's) and the
+    /// host name.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(s: &str) -> Result<SslMode> {
+        match s {
+            "disable" => Ok(SslMode::Disable),
+            "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            other => Err(Error::invalid(format!(
+                "sslmode {other:?} is not supported: use disable, prefer, require or verify-full"
+            ))),
+        }
+    }
+}
+
+/// A parsed `postgresql://` location. Holds the password; shows it nowhere (`Display` and
+/// `Debug` are the URL without it).
+pub struct PgConfig {
+    redacted: String,
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<Secret>,
+    dbname: String,
+    schema: String,
+    sslmode: SslMode,
+    sslrootcert: Option<PathBuf>,
+    connect_timeout: Duration,
+}
+
+impl PartialEq for PgConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.redacted == other.redacted
+    }
+}
+impl Eq for PgConfig {}
+impl std::hash::Hash for PgConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.redacted.hash(state)
+    }
+}
+
+impl fmt::Display for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgConfig({})", self.redacted)
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl PgConfig {
+    /// Parses `postgresql://user[:password]@host[:port]/db[?schema=…&sslmode=…]`. Errors never
+    /// quote the URL (it may hold a password).
+    pub fn parse(location: &str) -> Result<PgConfig> {
+        let url = url::Url::parse(location).map_err(|e| {
+            Error::invalid(format!(
+                "the store URL is malformed ({e}); expected \
+                 postgresql://user[:password]@host[:port]/database[?schema=…&sslmode=…]"
+            ))
+        })?;
+        if !matches!(url.scheme(), "postgresql" | "postgres") {
+            return Err(Error::invalid(format!(
+                "a store URL must start with postgresql:// or postgres://, not {}://",
+                url.scheme()
+            )));
+        }
+        let mut params: HashMap<String, String> = HashMap::new();
+        for (k, v) in url.query_pairs() {
+            const KNOWN: [&str; 9] = [
+                "schema",
+                "sslmode",
+                "sslrootcert",
+                "connect_timeout",
+                "host",
+                "port",
+                "dbname",
+                "user",
+                "password",
+            ];
+            if !KNOWN.contains(&k.as_ref()) {
+                return Err(Error::invalid(format!(
+                    "unknown parameter {k:?} in the store URL (known: {})",
+                    KNOWN.join(", ")
+                )));
+            }
+            params.insert(k.into_owned(), v.into_owned());
+        }
+        let user = Some(decode(url.username()))
+            .filter(|u| !u.is_empty())
+            .or_else(|| params.get("user").cloned())
+            .or_else(|| env("PGUSER"))
+            .or_else(|| env("USER"))
+            .ok_or_else(|| Error::invalid("the store URL names no user (and PGUSER is unset)"))?;
+        let password = url
+            .password()
+            .map(decode)
+            .or_else(|| params.get("password").cloned())
+            .or_else(|| env("PGPASSWORD"))
+            .map(Secret::new);
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+            .or_else(|| params.get("host").cloned())
+            .or_else(|| env("PGHOST"))
+            .unwrap_or_else(|| "localhost".to_owned());
+        let port = match url.port() {
+            Some(p) => p,
+            None => match params.get("port").cloned().or_else(|| env("PGPORT")) {
+                Some(p) => p.parse().map_err(|_| {
+                    Error::invalid(format!("the store URL's port {p:?} is not a port"))
+                })?,
+                None => 5432,
+            },
+        };
+        let dbname = Some(decode(url.path().trim_start_matches('/')))
+            .filter(|d| !d.is_empty())
+            .or_else(|| params.get("dbname").cloned())
+            .or_else(|| env("PGDATABASE"))
+            .unwrap_or_else(|| user.clone());
+        let schema = params
+            .get("schema")
+            .cloned()
+            .unwrap_or_else(|| "oauth_lock".to_owned());
+        let valid_schema = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_lowercase() || (i > 0 && b.is_ascii_digit()));
+        if !valid_schema {
+            return Err(Error::invalid(format!(
+                "schema {schema:?} is not a plain lower-case SQL name ([a-z_][a-z0-9_]*, at most 63)"
+            )));
+        }
+        let sslmode = match params.get("sslmode") {
+            Some(m) => SslMode::parse(m)?,
+            None => SslMode::Prefer,
+        };
+        let connect_timeout = match params.get("connect_timeout") {
+            Some(s) => Duration::from_secs(s.parse().map_err(|_| {
+                Error::invalid(format!("connect_timeout {s:?} is not a number of seconds"))
+            })?),
+            None => Duration::from_secs(10),
+        };
+        let sslrootcert = params.get("sslrootcert").map(PathBuf::from);
+        // The URL as every message shows it: no password, the parameters that say which
+        // store it is and how it is reached.
+        // Only what would change the URL's meaning is escaped (`oauth_lock` stays readable).
+        const PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'@')
+            .add(b':')
+            .add(b'/')
+            .add(b'?')
+            .add(b'#')
+            .add(b'%')
+            .add(b'[')
+            .add(b']');
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, PART).to_string();
+        let mut redacted = if host.starts_with('/') {
+            format!("postgresql://{}@:{port}/{}", enc(&user), enc(&dbname))
+        } else if host.contains(':') {
+            format!(
+                "postgresql://{}@[{host}]:{port}/{}",
+                enc(&user),
+                enc(&dbname)
+            )
+        } else {
+            format!("postgresql://{}@{host}:{port}/{}", enc(&user), enc(&dbname))
+        };
+        let mut shown = Vec::new();
+        if host.starts_with('/') {
+            shown.push(format!("host={host}"));
+        }
+        if schema != "oauth_lock" {
+            shown.push(format!("schema={schema}"));
+        }
+        if let Some(m) = params.get("sslmode") {
+            shown.push(format!("sslmode={m}"));
+        }
+        if let Some(c) = params.get("sslrootcert") {
+            shown.push(format!("sslrootcert={c}"));
+        }
+        if !shown.is_empty() {
+            redacted = format!("{redacted}?{}", shown.join("&"));
+        }
+        Ok(PgConfig {
+            redacted,
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            schema,
+            sslmode,
+            sslrootcert,
+            connect_timeout,
+        })
+    }
+
+    /// The URL without its password.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The schema the records live in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    fn client_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        if self.host.starts_with('/') {
+            c.host_path(&self.host);
+        } else {
+            c.host(&self.host);
+        }
+        c.port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("oauth-lock")
+            .connect_timeout(self.connect_timeout)
+            // The client notices a dead server as the server notices a dead client (B).
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(15))
+            .ssl_mode(match self.sslmode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            });
+        if let Some(p) = &self.password {
+            c.password(p.expose());
+        }
+        c
+    }
+
+    fn tls(&self) -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::invalid(format!("TLS setup failed: {e}")))?;
+        Ok(match self.sslmode {
+            SslMode::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match &self.sslrootcert {
+                    Some(path) => {
+                        use rustls_pki_types::pem::PemObject;
+                        let certs =
+                            rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                                Error::invalid(format!(
+                                    "sslrootcert {}: cannot read it: {e}",
+                                    path.display()
+                                ))
+                            })?;
+                        for cert in certs {
+                            let cert = cert.map_err(|e| {
+                                Error::invalid(format!("sslrootcert {}: {e}", path.display()))
+                            })?;
+                            roots.add(cert).map_err(|e| {
+                                Error::invalid(format!("sslrootcert {}: {e}", path.display()))
+                            })?;
+                        }
+                    }
+                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            _ => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+                .with_no_client_auth(),
+        })
+    }
+}
+
+/// `sslmode=require` / `prefer`: encrypted, the certificate not checked (libpq's meaning).
+/// Signatures are still verified, so the handshake itself is sound.
+#[derive(Debug)]
+struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Runs `fut` on the core's runtime from a synchronous backend call, wherever that call is
+/// made: on one of the runtime's own workers (a leader) the worker hands its other tasks
+/// over while it waits (`block_in_place`), so the connections' tasks always have a thread.
+fn wait<F>(fut: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let process = runtime::process();
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| process.runtime.block_on(fut))
+        }
+        // A caller's single-threaded runtime: it cannot hand its tasks over, so a scoped
+        // thread outside any runtime waits instead.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| process.runtime.block_on(fut))
+                .join()
+                .expect("oauth-lock: a database call panicked")
+        }),
+        Err(_) => process.runtime.block_on(fut),
+    }
+}
+
+/// Per-process state of one database location, rebuilt on the child's side of a `fork()`
+/// (the parent's connections' tasks do not exist there).
+struct Sessions {
+    epoch: u64,
+    /// The session for unlocked reads and listings (pipelined, shared).
+    reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Lock sessions not holding a lock, kept for the next lock.
+    idle: Mutex<Vec<Client>>,
+    /// The last version of each key this process has seen (read, written or notified);
+    /// `None`: no record. What the hot path checks.
+    versions: Mutex<HashMap<Key, Option<Version>>>,
+    watching: AtomicBool,
+    schema_ready: AtomicBool,
+}
+
+/// A poisoned lock only means a panic elsewhere; the data it guards stays consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The PostgreSQL store of DESIGN.md §10.
+pub struct PgBackend {
+    location: Location,
+    config: Arc<PgConfig>,
+    sessions: ArcSwapOption<Sessions>,
+    server: OnceLock<String>,
+    me: Weak<PgBackend>,
+}
+
+impl fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgBackend({})", self.config)
+    }
+}
+
+/// The backends of this process by location (with its password), so that every `Store` on
+/// one database shares its sessions and its change notices.
+static OPEN: Mutex<Vec<(String, Weak<PgBackend>)>> = Mutex::new(Vec::new());
+
+impl PgBackend {
+    /// The store at `url` (`postgresql://…`); connects lazily, at the first call that needs
+    /// the database, so opening never waits on the network.
+    pub fn open(url: &str) -> Result<Arc<PgBackend>> {
+        let config = Arc::new(PgConfig::parse(url)?);
+        let mut open = lock(&OPEN);
+        open.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(b) = open
+            .iter()
+            .find(|(u, _)| u == url)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Ok(b);
+        }
+        let backend = Arc::new_cyclic(|me| PgBackend {
+            location: Location::Postgres(config.clone()),
+            config,
+            sessions: ArcSwapOption::empty(),
+            server: OnceLock::new(),
+            me: me.clone(),
+        });
+        open.push((url.to_owned(), Arc::downgrade(&backend)));
+        Ok(backend)
+    }
+
+    /// This side of the fork's sessions.
+    fn sessions(&self) -> Arc<Sessions> {
+        let epoch = runtime::epoch();
+        loop {
+            if let Some(s) = self.sessions.load_full().filter(|s| s.epoch == epoch) {
+                return s;
+            }
+            let previous = self.sessions.rcu(|current| match current {
+                Some(s) if s.epoch == epoch => Some(s.clone()),
+                _ => Some(Arc::new(Sessions {
+                    epoch,
+                    reader: tokio::sync::Mutex::new(None),
+                    idle: Mutex::new(Vec::new()),
+                    versions: Mutex::new(HashMap::new()),
+                    watching: AtomicBool::new(false),
+                    schema_ready: AtomicBool::new(false),
+                })),
+            });
+            if let Some(old) = previous.filter(|s| s.epoch != epoch) {
+                // The parent's: a thread the child lacks may hold one of its mutexes.
+                std::mem::forget(old);
+            }
+        }
+    }
+
+    fn place_of(&self, key: &Key) -> PathBuf {
+        PathBuf::from(format!("{}#{}", self.config, key.stem()))
+    }
+
+    fn table(&self) -> String {
+        format!("{}.records", self.config.schema)
+    }
+
+    fn channel(&self) -> String {
+        format!("oauth_lock:{}", self.config.schema)
+    }
+
+    fn lock_id(&self, key: &Key) -> String {
+        format!("oauth-lock:{}:{}", self.config.schema, key.as_str())
+    }
+
+    /// The error for a failed database call. Unreachable → `Transient` (save and clear turn
+    /// it into `Io`); a login the server refuses, a missing database → `InvalidArgument`.
+    /// Messages name the location without its password.
+    fn db_error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
+        let code = e.code();
+        let refused = [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ];
+        if code.is_some_and(|c| refused.contains(c)) {
+            return Error::InvalidArgument {
+                ctx: Context {
+                    key: None,
+                    path: Some(PathBuf::from(&self.config.redacted)),
+                },
+                reason: format!("{what}: the database refused: {}", db_message(e)),
+            };
+        }
+        Error::Transient {
+            ctx: Context {
+                key: None,
+                path: Some(PathBuf::from(&self.config.redacted)),
+            },
+            reason: format!(
+                "{what}: the database at {} cannot be used now: {}",
+                self.config,
+                db_message(e)
+            ),
+            retry_after: None,
+        }
+    }
+
+    /// A new session, its connection driven on the core's runtime; notices go to `notices`.
+    async fn connect(
+        &self,
+        notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Result<Client> {
+        let config = self.config.client_config();
+        let process = runtime::process();
+        let connecting = async {
+            if self.config.sslmode == SslMode::Disable {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                process.runtime.spawn(drive(conn, notices));
+                Ok(client)
+            } else {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
+                    self.config.tls().map_err(ConnectError::Setup)?,
+                );
+                let (client, conn) = config.connect(tls).await?;
+                process.runtime.spawn(drive(conn, notices));
+                Ok(client)
+            }
+        };
+        let client = match tokio::time::timeout(
+            self.config.connect_timeout + Duration::from_secs(1),
+            connecting,
+        )
+        .await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(ConnectError::Setup(e))) => return Err(e),
+            Ok(Err(ConnectError::Db(e))) => return Err(self.db_error("connecting", &e)),
+            Err(_) => {
+                return Err(Error::Transient {
+                    ctx: Context {
+                        key: None,
+                        path: Some(PathBuf::from(&self.config.redacted)),
+                    },
+                    reason: format!(
+                        "connecting: the database at {} did not answer within {} s",
+                        self.config,
+                        self.config.connect_timeout.as_secs()
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        if self.server.get().is_none() {
+            if let Ok(row) = client.query_one("SHOW server_version", &[]).await {
+                let _ = self.server.set(row.get::<_, String>(0));
+            }
+        }
+        self.ensure_schema(&client).await?;
+        Ok(client)
+    }
+
+    /// Creates the schema on first use, or checks the one there (a version row).
+    async fn ensure_schema(&self, client: &Client) -> Result<()> {
+        let sessions = self.sessions();
+        if sessions.schema_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let s = &self.config.schema;
+        let check = format!("SELECT value FROM {s}.meta WHERE name = 'schema_version'");
+        let found = match client.query_opt(&check, &[]).await {
+            Ok(row) => row.map(|r| r.get::<_, String>(0)),
+            Err(e)
+                if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                    || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+            {
+                None
+            }
+            Err(e) => return Err(self.db_error("checking the schema", &e)),
+        };
+        match found {
+            Some(v) if v.parse::<i64>().ok() == Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(Error::UnsupportedFormat {
+                    ctx: Context {
+                        key: None,
+                        path: Some(PathBuf::from(&self.config.redacted)),
+                    },
+                    format: v.parse().unwrap_or(u64::MAX),
+                })
+            }
+            None => {
+                let sql = schema_sql(s);
+                // One creator at a time (CREATE … IF NOT EXISTS races on the catalog).
+                let run = format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('oauth-lock:schema', 0)); {sql} COMMIT;"
+                );
+                if let Err(e) = client.batch_execute(&run).await {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                        return Err(Error::InvalidArgument {
+                            ctx: Context {
+                                key: None,
+                                path: Some(PathBuf::from(&self.config.redacted)),
+                            },
+                            reason: format!(
+                                "the role {:?} may not create the store's schema ({}); have an \
+                                 owner of the database run this once, then grant the role \
+                                 USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its \
+                                 tables and USAGE on its sequence:\n{sql}",
+                                self.config.user,
+                                db_message(&e)
+                            ),
+                        });
+                    }
+                    return Err(self.db_error("creating the schema", &e));
+                }
+            }
+        }
+        sessions.schema_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The shared reading session, connected if needed.
+    async fn reader(&self) -> Result<Arc<Client>> {
+        let sessions = self.sessions();
+        let mut reader = sessions.reader.lock().await;
+        if let Some(c) = reader.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(self.connect(None).await?);
+        *reader = Some(client.clone());
+        Ok(client)
+    }
+
+    /// A session for a lock: an idle one, else a new one with the holder bound set.
+    async fn lock_session(&self) -> Result<Client> {
+        let sessions = self.sessions();
+        loop {
+            let Some(c) = lock(&sessions.idle).pop() else {
+                break;
+            };
+            if !c.is_closed() {
+                return Ok(c);
+            }
+        }
+        let client = self.connect(None).await?;
+        // B: the server ends this session when its holder stays idle this long (hung, or its
+        // machine gone), which frees its lock; TCP keepalives notice a vanished peer sooner.
+        // `idle_session_timeout` needs PostgreSQL 14; older servers keep the TCP bounds only.
+        let _ = client
+            .batch_execute(&format!(
+                "SET idle_session_timeout = {ms}",
+                ms = HOLDER_BOUND.as_millis()
+            ))
+            .await;
+        let _ = client
+            .batch_execute(
+                "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
+                 SET tcp_keepalives_count = 3; SET tcp_user_timeout = 15000",
+            )
+            .await;
+        Ok(client)
+    }
+
+    fn remember(&self, key: &Key, version: Option<Version>) {
+        lock(&self.sessions().versions).insert(key.clone(), version);
+    }
+
+    /// Starts this process's listening session (once per fork side).
+    fn watch(&self) {
+        let sessions = self.sessions();
+        // A load first: the hot path calls this, and a swap would write a shared cache line.
+        if sessions.watching.load(Ordering::Acquire)
+            || sessions.watching.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let me = self.me.clone();
+        let epoch = sessions.epoch;
+        runtime::process().runtime.spawn(async move {
+            watch(me, epoch).await;
+        });
+    }
+
+    async fn read_row(&self, client: &Client, key: &Key) -> Result<Option<Row>> {
+        let sql = format!(
+            "SELECT record, generation, stamp FROM {} WHERE key = $1",
+            self.table()
+        );
+        let row = client
+            .query_opt(&sql, &[&key.as_str()])
+            .await
+            .map_err(|e| self.db_error("reading the record", &e))?;
+        Ok(row.map(|r| Row {
+            text: r.get(0),
+            generation: r.get(1),
+            stamp: r.get(2),
+        }))
+    }
+
+    /// The record of a row, checked like a file's: `Corrupt` (the row left as it is) when it
+    /// does not parse or holds another key.
+    fn parse_row(&self, key: &Key, row: &Row) -> Result<(Record, Version)> {
+        let place = self.place_of(key);
+        let record = Record::parse(row.text.as_bytes()).map_err(|e| with_place(e, &place))?;
+        check_key(&record, key).map_err(|e| with_place(e, &place))?;
+        Ok((record, row.version()))
+    }
+
+    /// Re-reads the versions of the keys this process knows (the notices' fallback).
+    async fn poll_versions(&self, client: &Client) -> Result<()> {
+        let sessions = self.sessions();
+        let keys: Vec<String> = lock(&sessions.versions)
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT key, generation, stamp FROM {} WHERE key = ANY($1)",
+            self.table()
+        );
+        let rows = client
+            .query(&sql, &[&keys])
+            .await
+            .map_err(|e| self.db_error("checking for changes", &e))?;
+        let mut found: HashMap<String, Version> = rows
+            .iter()
+            .map(|r| {
+                let generation: i64 = r.get(1);
+                (
+                    r.get::<_, String>(0),
+                    Version::row(generation.max(0) as u64, r.get(2)),
+                )
+            })
+            .collect();
+        let mut versions = lock(&sessions.versions);
+        for (k, v) in versions.iter_mut() {
+            *v = found.remove(k.as_str());
+        }
+        Ok(())
+    }
+}
+
+/// The DDL of the store, run once by a role that may (or printed for an owner to run).
+fn schema_sql(s: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};\n\
+         CREATE TABLE IF NOT EXISTS {s}.meta (name text PRIMARY KEY, value text NOT NULL);\n\
+         CREATE SEQUENCE IF NOT EXISTS {s}.stamps;\n\
+         CREATE TABLE IF NOT EXISTS {s}.records (key text PRIMARY KEY, generation bigint NOT NULL, \
+         stamp bigint NOT NULL DEFAULT nextval('{s}.stamps'), record text NOT NULL, \
+         updated_at timestamptz NOT NULL DEFAULT now());\n\
+         INSERT INTO {s}.meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}') \
+         ON CONFLICT (name) DO NOTHING;\n"
+    )
+}
+
+/// The server's own words for a failure (its message, not the URL we were given).
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                m = format!("{m}: {s}");
+                source = s.source();
+            }
+            m
+        }
+    }
+}
+
+enum ConnectError {
+    Setup(Error),
+    Db(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError::Db(e)
+    }
+}
+
+/// Drives one connection, handing its notices on.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(n))) => {
+                if let Some(tx) = &notices {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+/// The listening session: applies change notices to the versions map, re-reads the versions
+/// every [`POLL_EVERY`] (and after reconnecting), until the backend is gone or the process
+/// forked.
+async fn watch(backend: Weak<PgBackend>, epoch: u64) {
+    loop {
+        if runtime::epoch() != epoch {
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = {
+            let Some(b) = backend.upgrade() else { return };
+            match b.connect(Some(tx)).await {
+                Ok(c) => {
+                    let listen = format!("LISTEN \"{}\"", b.channel());
+                    match c.batch_execute(&listen).await {
+                        Ok(()) => {
+                            let _ = b.poll_versions(&c).await;
+                            Some(c)
+                        }
+                        Err(_) => None,
+                    }
+                }
+                Err(_) => None,
+            }
+        };
+        let Some(client) = client else {
+            tokio::time::sleep(POLL_EVERY).await;
+            continue;
+        };
+        loop {
+            tokio::select! {
+                notice = rx.recv() => match notice {
+                    Some(payload) => {
+                        let Some(b) = backend.upgrade() else { return };
+                        if let Some((key, version)) = parse_notice(&payload) {
+                            b.remember(&key, version);
+                        }
+                    }
+                    None => break, // the session ended: reconnect
+                },
+                _ = tokio::time::sleep(POLL_EVERY) => {
+                    let Some(b) = backend.upgrade() else { return };
+                    if runtime::epoch() != epoch || b.poll_versions(&client).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A notice's payload: `<generation> <stamp> <key>`; stamp 0 says the record was removed.
+fn notice(key: &Key, version: Option<(u64, i64)>) -> String {
+    let (generation, stamp) = version.unwrap_or((0, 0));
+    format!("{generation} {stamp} {}", key.as_str())
+}
+
+fn parse_notice(payload: &str) -> Option<(Key, Option<Version>)> {
+    let mut parts = payload.splitn(3, ' ');
+    let generation: u64 = parts.next()?.parse().ok()?;
+    let stamp: i64 = parts.next()?.parse().ok()?;
+    let key = Key::new(parts.next()?).ok()?;
+    Some((key, (stamp != 0).then(|| Version::row(generation, stamp))))
+}
+
+struct Row {
+    text: String,
+    generation: i64,
+    stamp: i64,
+}
+
+impl Row {
+    fn version(&self) -> Version {
+        Version::row(self.generation.max(0) as u64, self.stamp)
+    }
+}
+
+impl Backend for PgBackend {
+    fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn place(&self, key: &Key) -> PathBuf {
+        self.place_of(key)
+    }
+
+    fn read(&self, key: &Key) -> Result<Option<(Record, Version)>> {
+        self.watch();
+        let row = wait(async {
+            let client = self.reader().await?;
+            self.read_row(&client, key).await
+        })?;
+        match row {
+            None => {
+                self.remember(key, None);
+                Ok(None)
+            }
+            Some(row) => {
+                self.remember(key, Some(row.version()));
+                self.parse_row(key, &row).map(Some)
+            }
+        }
+    }
+
+    fn version(&self, key: &Key) -> Result<Option<Version>> {
+        // The hot path: what the notices (or the last read) said, never the network. An
+        // unknown key reads as "changed", so its caller takes the slow path once.
+        self.watch();
+        Ok(lock(&self.sessions().versions)
+            .get(key)
+            .copied()
+            .unwrap_or(None))
+    }
+
+    fn lock(&self, key: &Key, timeout: Duration) -> Result<Box<dyn Locked>> {
+        let started = Instant::now();
+        let id = self.lock_id(key);
+        let place = self.place_of(key);
+        let busy = |waited: Duration| Error::Busy {
+            ctx: Context {
+                key: Some(key.as_str().to_owned()),
+                path: Some(place.clone()),
+            },
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            foreign: None,
+        };
+        let client = wait(async {
+            // A pooled session the server has ended since is replaced once.
+            for attempt in 0..2 {
+                let client = self.lock_session().await?;
+                let taken = if timeout.is_zero() {
+                    client
+                        .query_one(
+                            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                            &[&id],
+                        )
+                        .await
+                        .map(|r| r.get::<_, bool>(0))
+                } else {
+                    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+                    let set = client
+                        .batch_execute(&format!("SET lock_timeout = {ms}"))
+                        .await;
+                    let took = match set {
+                        Ok(()) => client
+                            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&id])
+                            .await
+                            .map(|_| true),
+                        Err(e) => Err(e),
+                    };
+                    match took {
+                        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+                        other => other,
+                    }
+                };
+                match taken {
+                    Ok(true) => return Ok(Some(client)),
+                    Ok(false) => {
+                        lock(&self.sessions().idle).push(client);
+                        return Ok(None);
+                    }
+                    Err(e) if e.is_closed() && attempt == 0 => continue,
+                    Err(e) => return Err(self.db_error("taking the lock", &e)),
+                }
+            }
+            unreachable!("the loop returns")
+        })?;
+        let Some(client) = client else {
+            return Err(busy(started.elapsed()));
+        };
+        Ok(Box::new(PgLocked {
+            backend: self.me.upgrade().expect("a backend in use is alive"),
+            key: key.clone(),
+            client: Some(client),
+            epoch: runtime::epoch(),
+            waited: if timeout.is_zero() {
+                Duration::ZERO
+            } else {
+                started.elapsed()
+            },
+            seen: Seen::Unknown,
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<Key>> {
+        let sql = format!("SELECT key FROM {} ORDER BY key", self.table());
+        let rows = wait(async {
+            let client = self.reader().await?;
+            client
+                .query(&sql, &[])
+                .await
+                .map_err(|e| self.db_error("listing the store", &e))
+        })?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Key::new(r.get::<_, &str>(0)).ok())
+            .collect())
+    }
+
+    fn placement(&self, _key: &Key) -> Placement {
+        if self.server.get().is_none() {
+            let _ = wait(self.reader());
+        }
+        Placement {
+            server: self.server.get().map(|v| format!("PostgreSQL {v}")),
+            ..Placement::default()
+        }
+    }
+}
+
+/// What the holder last saw of the row: the write is fenced on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// Not read under this lock: the write replaces whatever is there.
+    Unknown,
+    /// No row.
+    Absent,
+    /// The row with this stamp.
+    Row(i64),
+}
+
+struct PgLocked {
+    backend: Arc<PgBackend>,
+    key: Key,
+    /// The session holding the lock; taken by `Drop`.
+    client: Option<Client>,
+    epoch: u64,
+    waited: Duration,
+    seen: Seen,
+}
+
+impl PgLocked {
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("held until dropped")
+    }
+
+    /// A failed commit: nothing was written (the transaction did not commit, or the lock's
+    /// session is gone and with it any chance to).
+    fn commit_error(&self, op: &str, message: String) -> Error {
+        Error::Io {
+            ctx: Context {
+                key: Some(self.key.as_str().to_owned()),
+                path: Some(self.backend.place_of(&self.key)),
+            },
+            op: op.to_owned(),
+            kind: std::io::ErrorKind::Other,
+            os_code: None,
+            message,
+        }
+    }
+
+    /// Runs `change` and the change notice in one transaction on the lock's session.
+    async fn commit(
+        &self,
+        op: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        generation: u64,
+    ) -> Result<Option<i64>> {
+        let b = &self.backend;
+        let client = self.client();
+        let fail = |e: tokio_postgres::Error| {
+            let why = if e.is_closed() {
+                format!(
+                    "the lock's database session ended (fenced: not committed): {}",
+                    db_message(&e)
+                )
+            } else {
+                db_message(&e)
+            };
+            self.commit_error(op, why)
+        };
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let done = async {
+            let row = client.query_opt(sql, params).await?;
+            let stamp: Option<i64> = row.map(|r| r.get(0));
+            let Some(stamp) = stamp else {
+                return Ok(None);
+            };
+            let payload = if op == "removing the record" {
+                notice(&self.key, None)
+            } else {
+                notice(&self.key, Some((generation, stamp)))
+            };
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&b.channel(), &payload])
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(Some(stamp))
+        }
+        .await;
+        match done {
+            Ok(Some(stamp)) => Ok(Some(stamp)),
+            Ok(None) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(fail(e))
+            }
+        }
+    }
+}
+
+impl Locked for PgLocked {
+    fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    fn read(&mut self) -> Result<Option<(Record, Version)>> {
+        let b = self.backend.clone();
+        let row = wait(b.read_row(self.client(), &self.key))?;
+        match row {
+            None => {
+                self.seen = Seen::Absent;
+                b.remember(&self.key, None);
+                Ok(None)
+            }
+            Some(row) => {
+                self.seen = Seen::Row(row.stamp);
+                b.remember(&self.key, Some(row.version()));
+                b.parse_row(&self.key, &row).map(Some)
+            }
+        }
+    }
+
+    fn write(&mut self, record: &Record) -> Result<Committed> {
+        let b = self.backend.clone();
+        let text = String::from_utf8(record.to_bytes()).map_err(|_| {
+            self.commit_error(
+                "writing the record",
+                "the record is not UTF-8 (a bug)".into(),
+            )
+        })?;
+        let generation = i64::try_from(record.generation).unwrap_or(i64::MAX);
+        let t = b.table();
+        let s = &b.config.schema;
+        let key = self.key.as_str();
+        let stamp = match self.seen {
+            Seen::Row(stamp) => wait(self.commit(
+                "writing the record",
+                &format!(
+                    "UPDATE {t} SET record = $2, generation = $3, stamp = nextval('{s}.stamps'), \
+                     updated_at = now() WHERE key = $1 AND stamp = $4 RETURNING stamp"
+                ),
+                &[&key, &text, &generation, &stamp],
+                record.generation,
+            )),
+            Seen::Absent => wait(self.commit(
+                "writing the record",
+                &format!(
+                    "INSERT INTO {t} (key, record, generation) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING RETURNING stamp"
+                ),
+                &[&key, &text, &generation],
+                record.generation,
+            )),
+            Seen::Unknown => wait(self.commit(
+                "writing the record",
+                &format!(
+                    "INSERT INTO {t} (key, record, generation) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record, \
+                     generation = EXCLUDED.generation, stamp = nextval('{s}.stamps'), \
+                     updated_at = now() RETURNING stamp"
+                ),
+                &[&key, &text, &generation],
+                record.generation,
+            )),
+        }?;
+        let Some(stamp) = stamp else {
+            return Err(self.commit_error(
+                "writing the record",
+                "the row changed under the lock (a writer that does not lock?); nothing was \
+                 written"
+                    .into(),
+            ));
+        };
+        let version = Version::row(record.generation, stamp);
+        self.seen = Seen::Row(stamp);
+        b.remember(&self.key, Some(version));
+        Ok(Committed {
+            version,
+            not_durable: None,
+        })
+    }
+
+    fn remove(&mut self) -> Result<bool> {
+        let b = self.backend.clone();
+        let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
+        let key = self.key.as_str();
+        let removed = wait(self.commit("removing the record", &sql, &[&key], 0))?;
+        self.seen = Seen::Absent;
+        b.remember(&self.key, None);
+        Ok(removed.is_some())
+    }
+}
+
+impl Drop for PgLocked {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if self.epoch != runtime::epoch() {
+            // A forked child: the session is the parent's; never touch it here.
+            std::mem::forget(client);
+            return;
+        }
+        // Unlock explicitly, so that the next holder goes on now; if that fails the session
+        // is dropped, and the server frees the lock when it sees the connection close.
+        let b = self.backend.clone();
+        let released = wait(async {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                client.execute("SELECT pg_advisory_unlock_all()", &[]),
+            )
+            .await
+        });
+        if matches!(released, Ok(Ok(_))) {
+            lock(&b.sessions().idle).push(client);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let c = PgConfig::parse("postgresql://app:s3cret@db.example:6432/creds?sslmode=require")
+            .unwrap();
+        assert_eq!(
+            c.to_string(),
+            "postgresql://app@db.example:6432/creds?sslmode=require"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.password.as_ref().unwrap().expose(), "s3cret");
+        let c = PgConfig::parse("postgres://app@h/d?schema=fleet_a").unwrap();
+        assert_eq!(c.to_string(), "postgresql://app@h:5432/d?schema=fleet_a");
+    }
+
+    #[test]
+    fn bad_urls_are_invalid_arguments_that_do_not_quote_them() {
+        for (url, says) in [
+            ("postgresql://u:pw@h/d?sslmode=verify-sometimes", "sslmode"),
+            ("postgresql://u:pw@h/d?sslmode=allow", "sslmode"),
+            ("postgresql://u:pw@h/d?colour=blue", "unknown parameter"),
+            ("postgresql://u:pw@h:99999/d", "malformed"),
+            ("postgresql://u:pw@h/d?schema=Robert'); DROP", "schema"),
+        ] {
+            let e = PgConfig::parse(url).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidArgument, "{url}: {e}");
+            let m = e.to_string();
+            assert!(m.contains(says), "{url}: {m}");
+            assert!(!m.contains("pw"), "{url}: {m}");
+        }
+    }
+
+    #[test]
+    fn notices_round_trip() {
+        let k = Key::new("a b:c").unwrap();
+        assert_eq!(
+            parse_notice(&notice(&k, Some((7, 42)))),
+            Some((k.clone(), Some(Version::row(7, 42))))
+        );
+        assert_eq!(parse_notice(&notice(&k, None)), Some((k, None)));
+    }
+}

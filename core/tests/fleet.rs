@@ -1,0 +1,758 @@
+//! The protocol on both backends (DESIGN.md §4 on §3's directory and §10's PostgreSQL), and
+//! the fleet store's own faults. The PostgreSQL half runs against `OAUTH_LOCK_TEST_PG_URL`
+//! (scripts/pg-cluster starts one); under `CI=true` a missing server fails these tests.
+
+mod support;
+
+use oauth_lock::backend::{Backend, FsBackend, PgBackend};
+use oauth_lock::{
+    refresher_fn, Credential, ErrorCode, Refresher, SaveOptions, Secret, SourceOptions, Store,
+    TokenFields,
+};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// One store to run a test on: a fresh directory, or a fresh schema in the test database.
+struct Loc {
+    name: &'static str,
+    location: String,
+    /// The test database's URL as given (no `schema`), for raw row access.
+    pg_url: Option<String>,
+    schema: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn pg_url() -> Option<String> {
+    match std::env::var("OAUTH_LOCK_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true and OAUTH_LOCK_TEST_PG_URL is unset: the fleet store's tests need \
+             PostgreSQL (scripts/pg-cluster starts one); they never skip in CI"
+        ),
+        _ => {
+            eprintln!(
+                "OAUTH_LOCK_TEST_PG_URL is unset: the PostgreSQL half of this test is skipped"
+            );
+            None
+        }
+    }
+}
+
+/// A schema of its own for each store, so that tests never see each other's rows.
+fn fresh_schema() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+fn locations() -> Vec<Loc> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![Loc {
+        name: "directory",
+        location: dir.path().join("store").display().to_string(),
+        pg_url: None,
+        schema: String::new(),
+        _dir: Some(dir),
+    }];
+    if let Some(url) = pg_url() {
+        let schema = fresh_schema();
+        all.push(Loc {
+            name: "postgresql",
+            location: with_param(&url, &format!("schema={schema}")),
+            pg_url: Some(url),
+            schema,
+            _dir: None,
+        });
+    }
+    all
+}
+
+fn pg_only() -> Option<Loc> {
+    locations().into_iter().find(|l| l.pg_url.is_some())
+}
+
+impl Loc {
+    fn store(&self) -> Store {
+        Store::open(&self.location).unwrap()
+    }
+
+    fn backend(&self) -> Arc<dyn Backend> {
+        if self.pg_url.is_some() {
+            PgBackend::open(&self.location).unwrap()
+        } else {
+            Arc::new(FsBackend::open(std::path::Path::new(&self.location)).unwrap())
+        }
+    }
+
+    /// Runs SQL on the test database (not through oauth-lock).
+    fn sql<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(tokio_postgres::Client) -> futures_util::future::BoxFuture<'static, T>
+            + Send
+            + 'static,
+    ) -> T {
+        let url = self.pg_url.clone().expect("a PostgreSQL location");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                f(client).await
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The record's stored text, exactly: the file, or the row's `record` column.
+    fn raw(&self, store: &Store, key: &str) -> Option<String> {
+        if self.pg_url.is_none() {
+            return std::fs::read_to_string(store.path_of(key).unwrap()).ok();
+        }
+        let (sql, key) = (
+            format!("SELECT record FROM {}.records WHERE key = $1", self.schema),
+            key.to_owned(),
+        );
+        self.sql(move |c| {
+            Box::pin(async move {
+                c.query_opt(&sql, &[&key])
+                    .await
+                    .unwrap()
+                    .map(|r| r.get::<_, String>(0))
+            })
+        })
+    }
+
+    /// Replaces the stored text behind oauth-lock's back (a corrupt row, a foreign writer).
+    fn set_raw(&self, store: &Store, key: &str, text: &str) {
+        if self.pg_url.is_none() {
+            std::fs::write(store.path_of(key).unwrap(), text).unwrap();
+            return;
+        }
+        let (sql, key, text) = (
+            format!(
+                "UPDATE {}.records SET record = $2, stamp = nextval('{}.stamps') WHERE key = $1",
+                self.schema, self.schema
+            ),
+            key.to_owned(),
+            text.to_owned(),
+        );
+        let n = self
+            .sql(move |c| Box::pin(async move { c.execute(&sql, &[&key, &text]).await.unwrap() }));
+        assert_eq!(n, 1);
+    }
+
+    fn record(&self, store: &Store, key: &str) -> Value {
+        serde_json::from_str(&self.raw(store, key).expect("a record")).unwrap()
+    }
+}
+
+fn save(store: &Store, key: &str, v: Value) {
+    store
+        .save_blocking(
+            key,
+            Credential::from_json(&v).unwrap(),
+            SaveOptions::default(),
+        )
+        .unwrap();
+}
+
+fn save_expired(store: &Store, key: &str) {
+    save(
+        store,
+        key,
+        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 0}),
+    );
+}
+
+/// A strict provider: refuses any refresh token but the current one (counting replays).
+struct Rotating {
+    calls: AtomicUsize,
+    replays: AtomicUsize,
+    current: std::sync::Mutex<String>,
+    delay: Duration,
+}
+
+impl Rotating {
+    fn new(delay: Duration) -> Arc<Rotating> {
+        Arc::new(Rotating {
+            calls: AtomicUsize::new(0),
+            replays: AtomicUsize::new(0),
+            current: std::sync::Mutex::new("rt-0".into()),
+            delay,
+        })
+    }
+
+    fn refresher(self: &Arc<Self>) -> Arc<dyn Refresher> {
+        let me = self.clone();
+        refresher_fn(move |rec| {
+            let me = me.clone();
+            async move {
+                let n = me.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(me.delay).await;
+                let presented = rec.refresh_token.as_ref().unwrap().expose().to_owned();
+                let mut current = me.current.lock().unwrap();
+                if *current != presented {
+                    me.replays.fetch_add(1, Ordering::SeqCst);
+                    return Err(oauth_lock::classify_oauth_error("invalid_grant", None));
+                }
+                *current = format!("rt-{n}");
+                Ok(TokenFields {
+                    access_token: Some(Secret::new(format!("at-{n}"))),
+                    refresh_token: Some(Secret::new(format!("rt-{n}"))),
+                    expires_in_ms: Some(3_600_000),
+                    ..Default::default()
+                })
+            }
+        })
+    }
+}
+
+#[test]
+fn many_threads_and_stores_at_expiry_cause_one_refresh() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let provider = Rotating::new(Duration::from_millis(50));
+        let barrier = Arc::new(Barrier::new(16));
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let source = Store::open(&loc.location)
+                    .unwrap()
+                    .source_with("k", provider.refresher())
+                    .unwrap();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    source.access_token_blocking().unwrap().value().to_owned()
+                })
+            })
+            .collect();
+        let tokens: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1, "{}", loc.name);
+        assert_eq!(provider.replays.load(Ordering::SeqCst), 0, "{}", loc.name);
+        assert!(
+            tokens.iter().all(|t| t == "at-1"),
+            "{}: {tokens:?}",
+            loc.name
+        );
+        let rec = loc.record(&store, "k");
+        assert_eq!(rec["generation"], 2, "{}", loc.name);
+        assert_eq!(rec["refresh_token"], "rt-1", "{}", loc.name);
+    }
+}
+
+#[test]
+fn the_record_is_stored_as_its_exact_text_and_unknown_fields_survive() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        // A field this version does not know, with a float that must come back byte-exact.
+        let text = loc.raw(&store, "k").unwrap();
+        let with_unknown = text.replacen('{', "{\"future\":{\"ratio\":1.10,\"n\":[1e3]},", 1);
+        loc.set_raw(&store, "k", &with_unknown);
+        let provider = Rotating::new(Duration::ZERO);
+        let source = store.source_with("k", provider.refresher()).unwrap();
+        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        let after = loc.raw(&store, "k").unwrap();
+        let v: Value = serde_json::from_str(&after).unwrap();
+        assert_eq!(
+            v["future"],
+            json!({"ratio": 1.1, "n": [1000.0]}),
+            "{}",
+            loc.name
+        );
+        // The stored text is the record's format-1 text, exactly as a file holds it.
+        let parsed = oauth_lock::Record::parse(after.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(parsed.to_bytes()).unwrap(),
+            after,
+            "{}",
+            loc.name
+        );
+        let status = store.status("k").unwrap();
+        assert_eq!(status.generation, Some(2));
+    }
+}
+
+#[test]
+fn invalid_grant_marks_needs_login_once_and_a_save_revives() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let dead = refresher_fn(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err(oauth_lock::classify_oauth_error("invalid_grant", None)) }
+        });
+        let source = store.source_with("k", dead.clone()).unwrap();
+        let e = source.access_token_blocking().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidGrant, "{}: {e}", loc.name);
+        assert_eq!(loc.record(&store, "k")["state"], "needs_login");
+        let other = Store::open(&loc.location)
+            .unwrap()
+            .source_with("k", dead)
+            .unwrap();
+        assert_eq!(
+            other.access_token_blocking().unwrap_err().code(),
+            ErrorCode::NeedsLogin
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{}", loc.name);
+        save(
+            &store,
+            "k",
+            json!({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 3600}),
+        );
+        assert_eq!(other.access_token_blocking().unwrap().value(), "at-new");
+    }
+}
+
+#[test]
+fn a_record_that_does_not_parse_is_corrupt_and_left_unchanged() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        loc.set_raw(&store, "k", "{\"format\": 1, \"key\": \"k\", not json");
+        let provider = Rotating::new(Duration::ZERO);
+        let source = store.source_with("k", provider.refresher()).unwrap();
+        let e = source.access_token_blocking().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Corrupt, "{}: {e}", loc.name);
+        let place = store.path_of("k").unwrap().display().to_string();
+        assert!(e.to_string().contains(&place), "{}: {e}", loc.name);
+        assert_eq!(
+            loc.raw(&store, "k").unwrap(),
+            "{\"format\": 1, \"key\": \"k\", not json"
+        );
+        let status = store.status("k").unwrap();
+        assert!(status.exists, "{}", loc.name);
+        assert_eq!(status.problem.unwrap().code, ErrorCode::Corrupt);
+        // A save without a refresh token may not replace it; one with a refresh token does.
+        let e = store
+            .save_blocking(
+                "k",
+                Credential::from_json(&json!({"access_token": "a"})).unwrap(),
+                SaveOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Corrupt);
+        save(
+            &store,
+            "k",
+            json!({"access_token": "a", "refresh_token": "r"}),
+        );
+        assert_eq!(loc.record(&store, "k")["generation"], 1);
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn clear_is_a_logout_and_list_sees_every_key() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "b");
+        save_expired(&store, "a:1");
+        let keys: Vec<String> = store.list().unwrap().into_iter().map(|s| s.key).collect();
+        assert_eq!(keys, ["a:1", "b"], "{}", loc.name);
+        let source = store.source("b").unwrap();
+        assert!(store.clear_blocking("b").unwrap());
+        assert!(!store.clear_blocking("b").unwrap());
+        assert_eq!(
+            source.access_token_blocking().unwrap_err().code(),
+            ErrorCode::NeedsLogin
+        );
+        assert!(loc.raw(&store, "b").is_none());
+        // Generations start again after a logout.
+        save_expired(&store, "b");
+        assert_eq!(loc.record(&store, "b")["generation"], 1);
+    }
+}
+
+#[test]
+fn a_held_lock_gives_busy_naming_the_record_and_a_release_lets_the_next_in() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let backend = loc.backend();
+        let key = oauth_lock::Key::new("k").unwrap();
+        let held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+        let started = Instant::now();
+        let e = store
+            .save_blocking(
+                "k",
+                Credential::from_json(&json!({"access_token": "a", "refresh_token": "r"})).unwrap(),
+                SaveOptions {
+                    write_lock_timeout: Duration::from_millis(300),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Busy, "{}: {e}", loc.name);
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{}",
+            loc.name
+        );
+        let m = e.to_string();
+        assert!(m.contains(&store.location().to_string()), "{m}");
+        assert!(!m.contains(&password_of(&loc.location)), "{m}");
+        // Released: the next holder goes on at once.
+        let t = std::thread::spawn({
+            let location = loc.location.clone();
+            move || {
+                let started = Instant::now();
+                save(
+                    &Store::open(location).unwrap(),
+                    "k",
+                    json!({"access_token": "a2", "refresh_token": "r2"}),
+                );
+                started.elapsed()
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+        let waited = t.join().unwrap();
+        assert!(waited < Duration::from_secs(3), "{}: {waited:?}", loc.name);
+        assert_eq!(loc.record(&store, "k")["refresh_token"], "r2");
+    }
+}
+
+/// The password in a URL (for checking that no message shows it); a marker for directories.
+fn password_of(location: &str) -> String {
+    url::Url::parse(location)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+        .unwrap_or_else(|| "no-password-in-a-directory".into())
+}
+
+#[test]
+fn status_names_the_location_without_the_password_and_the_server() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let status = store.status("k").unwrap();
+        let shown = serde_json::to_string(&status).unwrap();
+        assert!(!shown.contains(&password_of(&loc.location)), "{shown}");
+        assert_eq!(status.location, store.location().to_string());
+        if loc.pg_url.is_some() {
+            assert!(status.location.starts_with("postgresql://"), "{shown}");
+            assert!(
+                status
+                    .server
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("PostgreSQL "),
+                "{shown}"
+            );
+            assert!(!format!("{store:?}").contains(&password_of(&loc.location)));
+        } else {
+            assert_eq!(status.server, None);
+        }
+    }
+}
+
+#[test]
+fn another_processs_login_and_logout_reach_the_hot_path() {
+    // Across processes: a change notice (or a directory's stat) within `revalidate`.
+    for loc in locations() {
+        let store = loc.store();
+        save(
+            &store,
+            "k",
+            json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600}),
+        );
+        let options = SourceOptions {
+            revalidate: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let source = store.source_with_options("k", None, options).unwrap();
+        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        helper(&loc.location, "login", |_| {});
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let t = source.access_token_blocking().unwrap();
+            if t.value() == "at-2" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: the login was not noticed",
+                loc.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        helper(&loc.location, "logout", |_| {});
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while source.access_token_blocking().is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: the logout was not noticed",
+                loc.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn a_holder_killed_while_holding_the_lock_frees_it() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        helper(&loc.location, "hold", |child| {
+            // The child holds the lock: a refresh here waits, then the kill frees it.
+            let provider = Rotating::new(Duration::ZERO);
+            let source = store.source_with("k", provider.refresher()).unwrap();
+            let t = std::thread::spawn(move || {
+                let started = Instant::now();
+                let token = source.access_token_blocking().map(|t| t.value().to_owned());
+                (token, started.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!t.is_finished(), "{}: the lock was not held", loc.name);
+            let killed = Instant::now();
+            child.kill().unwrap();
+            let (token, _) = t.join().unwrap();
+            assert_eq!(token.unwrap(), "at-1", "{}", loc.name);
+            // The server (or kernel) freed it as the process died, not after a timeout.
+            assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "{}: {:?}",
+                loc.name,
+                killed.elapsed()
+            );
+            assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+        });
+    }
+}
+
+/// Runs `what` in a child process (this test binary, the `helper_process` test) on
+/// `location`; `during` runs once the child says it is ready, then the child is waited for
+/// (or was killed by `during`).
+fn helper(location: &str, what: &str, during: impl FnOnce(&mut std::process::Child)) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FLEET_HELPER", what)
+        .env("FLEET_LOCATION", location)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the helper said nothing").unwrap();
+        // The test harness prints the test's name on the same line.
+        if line.ends_with("READY") {
+            break;
+        }
+    }
+    during(&mut child);
+    let status = child.wait().unwrap();
+    if what != "hold" {
+        assert!(status.success(), "helper {what} failed");
+    }
+}
+
+/// Not a test on its own: the child side of [`helper`].
+#[test]
+fn helper_process() {
+    let (Ok(what), Ok(location)) = (
+        std::env::var("FLEET_HELPER"),
+        std::env::var("FLEET_LOCATION"),
+    ) else {
+        return;
+    };
+    let store = Store::open(&location).unwrap();
+    match what.as_str() {
+        "login" => save(
+            &store,
+            "k",
+            json!({"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600}),
+        ),
+        "logout" => {
+            store.clear_blocking("k").unwrap();
+        }
+        "hold" => {
+            let backend: Arc<dyn Backend> = if location.contains("://") {
+                PgBackend::open(&location).unwrap()
+            } else {
+                Arc::new(FsBackend::open(std::path::Path::new(&location)).unwrap())
+            };
+            let _held = backend
+                .lock(&oauth_lock::Key::new("k").unwrap(), Duration::from_secs(5))
+                .unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(120));
+            return;
+        }
+        other => panic!("unknown helper {other}"),
+    }
+    println!("READY");
+}
+
+// PostgreSQL only from here: the URL, the server's faults, fencing.
+
+#[test]
+fn bad_locations_are_invalid_arguments_that_never_show_the_password() {
+    for (location, says) in [
+        ("postgresql://u:hunter2@h:99999/d", "malformed"),
+        ("postgresql://u:hunter2@h/d?sslmode=maybe", "sslmode"),
+        ("postgresql://u:hunter2@h/d?sslmode=verify-ca", "sslmode"),
+        ("postgresql://u:hunter2@h/d?pool=1", "unknown parameter"),
+        ("mysql://u:hunter2@h/d", "postgresql://"),
+    ] {
+        let e = Store::open(location).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{location}: {e}");
+        let m = e.to_string();
+        assert!(m.contains(says), "{location}: {m}");
+        assert!(!m.contains("hunter2"), "{location}: {m}");
+    }
+}
+
+#[test]
+fn an_unreachable_database_is_transient_for_tokens_and_io_for_saves() {
+    // A port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let location = format!("postgresql://app:hunter2@127.0.0.1:{port}/db?sslmode=disable");
+    let store = Store::open(&location).unwrap();
+    let e = store
+        .source("k")
+        .unwrap()
+        .access_token_blocking()
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Transient, "{e}");
+    let m = e.to_string();
+    assert!(
+        m.contains(&format!("postgresql://app@127.0.0.1:{port}/db")),
+        "{m}"
+    );
+    assert!(!m.contains("hunter2"), "{m}");
+    let e = store
+        .save_blocking(
+            "k",
+            Credential::from_json(&json!({"access_token": "a", "refresh_token": "r"})).unwrap(),
+            SaveOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Io, "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert_eq!(store.clear_blocking("k").unwrap_err().code(), ErrorCode::Io);
+    let status = store.status("k").unwrap();
+    assert_eq!(status.problem.unwrap().code, ErrorCode::Transient);
+}
+
+#[test]
+fn a_wrong_password_is_an_invalid_argument_that_does_not_show_it() {
+    let Some(loc) = pg_only() else { return };
+    let mut url = url::Url::parse(&loc.location).unwrap();
+    url.set_password(Some("not-the-password")).unwrap();
+    let store = Store::open(url.as_str()).unwrap();
+    let e = store
+        .source("k")
+        .unwrap()
+        .access_token_blocking()
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(!e.to_string().contains("not-the-password"), "{e}");
+    assert!(
+        e.to_string().contains("password authentication failed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_holder_whose_session_ended_cannot_commit() {
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save_expired(&store, "k");
+    let before = loc.raw(&store, "k").unwrap();
+    let backend = loc.backend();
+    let key = oauth_lock::Key::new("k").unwrap();
+    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    let (mut record, _) = held.read().unwrap().unwrap();
+    // The server ends the holder's session (what B does to a vanished holder).
+    // Only this lock's holder: other tests hold locks of their own meanwhile.
+    let id = format!("oauth-lock:{}:k", loc.schema);
+    let ended = loc.sql(move |c| {
+        Box::pin(async move {
+            c.query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+                 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        })
+    });
+    assert!(ended >= 1);
+    std::thread::sleep(Duration::from_millis(200));
+    record.stamp(record.generation, 0);
+    let e = held.write(&record).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Io, "{e}");
+    assert_eq!(loc.raw(&store, "k").unwrap(), before);
+    drop(held);
+    // And the lock is free for the others.
+    let source = store
+        .source_with("k", Rotating::new(Duration::ZERO).refresher())
+        .unwrap();
+    assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+}
+
+#[test]
+fn a_role_that_may_not_create_the_schema_is_told_the_sql() {
+    let Some(loc) = pg_only() else { return };
+    let Ok(admin) = std::env::var("OAUTH_LOCK_TEST_PG_ADMIN") else {
+        return;
+    };
+    let admin_loc = Loc {
+        name: "admin",
+        location: admin.clone(),
+        pg_url: Some(admin),
+        schema: String::new(),
+        _dir: None,
+    };
+    let role = format!("ro_{}", fresh_schema());
+    let sql = format!("CREATE ROLE {role} LOGIN PASSWORD 'ro-pass'");
+    admin_loc.sql(move |c| Box::pin(async move { c.batch_execute(&sql).await.unwrap() }));
+    let mut url = url::Url::parse(&loc.location).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(Some("ro-pass")).unwrap();
+    let store = Store::open(url.as_str()).unwrap();
+    let e = store
+        .source("k")
+        .unwrap()
+        .access_token_blocking()
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    let m = e.to_string();
+    assert!(m.contains("CREATE SCHEMA IF NOT EXISTS"), "{m}");
+    assert!(m.contains(&loc.schema), "{m}");
+    assert!(!m.contains("ro-pass"), "{m}");
+}
