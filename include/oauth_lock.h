@@ -557,8 +557,10 @@ enum oauth_lock_code oauth_lock_store_list_e(const struct oauth_lock_store *stor
                                              char **out_json,
                                              struct oauth_lock_error **out_error);
 
-// Opens the store in directory `dir` (created with mode 0700 if missing), or the default
-// store when `dir` is NULL: `$OAUTH_LOCK_DIR`, else `$XDG_STATE_HOME/oauth-lock`
+// Opens the store at `dir`, a location: a directory (created with mode 0700 if missing) or
+// a `postgresql://user@host:port/database` URL (DESIGN.md §10; the password from the URL or
+// `PGPASSWORD`, never shown in a message; connected at first use). NULL opens the default
+// store: `$OAUTH_LOCK_STORE`, else `$OAUTH_LOCK_DIR`, else `$XDG_STATE_HOME/oauth-lock`
 // (`~/.local/state/oauth-lock`).
 //
 // On success writes a new store to `*out_store`; free it with `oauth_lock_store_free`.
@@ -566,7 +568,8 @@ enum oauth_lock_code oauth_lock_store_list_e(const struct oauth_lock_store *stor
 // writes (`updated_by.lang`), unless `oauth_lock_set_client_lang` was called before.
 //
 // Codes: `OAUTH_LOCK_IO` (the directory cannot be created or opened),
-// `OAUTH_LOCK_INVALID_ARGUMENT` (`dir` is not UTF-8, or no home directory for the default),
+// `OAUTH_LOCK_INVALID_ARGUMENT` (`dir` is not UTF-8, a malformed URL or unknown `sslmode`,
+// or no home directory for the default),
 // `OAUTH_LOCK_NULL_PARAMETER` (`out_store` is NULL).
 enum oauth_lock_code oauth_lock_store_new(const char *dir,
                                           struct oauth_lock_store **out_store);

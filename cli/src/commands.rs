@@ -89,7 +89,10 @@ pub fn status(dir: Option<PathBuf>, a: StatusArgs) -> Outcome {
         println!("{}", out.map_err(|e| Failure::Other(e.to_string()))?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("store: {}", store.dir().display());
+    println!("store: {}", store.location());
+    if let Some(server) = all.iter().find_map(|s| s.server.as_deref()) {
+        println!("server: {server}");
+    }
     if all.is_empty() {
         println!("(no credentials)");
         return Ok(ExitCode::SUCCESS);
@@ -265,6 +268,34 @@ pub fn clear(dir: Option<PathBuf>, a: KeyArg) -> Outcome {
         },
         a.key
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CopyArgs {
+    /// The store to copy from: a directory or a postgresql:// URL
+    #[arg(long, value_name = "LOCATION")]
+    pub from: PathBuf,
+    /// The store to copy into: a directory or a postgresql:// URL
+    #[arg(long, value_name = "LOCATION")]
+    pub to: PathBuf,
+    /// The keys to copy [default: every key of --from]
+    pub keys: Vec<String>,
+}
+
+pub fn copy(a: CopyArgs) -> Outcome {
+    let (from, to) = (Store::open(&a.from)?, Store::open(&a.to)?);
+    let copied = from.copy_to(&to, &a.keys)?;
+    for key in &copied {
+        eprintln!(
+            "copied {key:?} from {} to {}",
+            from.location(),
+            to.location()
+        );
+    }
+    if copied.is_empty() {
+        eprintln!("nothing to copy: {} holds no credentials", from.location());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,12 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "oauth-lock", version, max_term_width = 100)]
 struct Cli {
-    /// The store directory [default: $OAUTH_LOCK_DIR, else ~/.local/state/oauth-lock]
+    /// The store: a directory or a postgresql:// URL (put its password in PGPASSWORD, not
+    /// here: a command line is visible to every user) [default: $OAUTH_LOCK_STORE, else
+    /// $OAUTH_LOCK_DIR, else ~/.local/state/oauth-lock]
+    #[arg(long, global = true, value_name = "LOCATION", conflicts_with = "dir")]
+    store: Option<PathBuf>,
+    /// The store directory (the same as --store DIR)
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print oauth-lock's decisions (events) on stderr; -vv for more detail
@@ -49,6 +54,8 @@ enum Command {
     Import(mirrors::ImportArgs),
     /// Keep credentials fresh ahead of expiry, writing the programs' files back (a user service)
     Keepalive(mirrors::KeepaliveArgs),
+    /// Copy credentials between two stores (directories or postgresql:// URLs), as they are
+    Copy(commands::CopyArgs),
     /// Run the strict mock OAuth provider on 127.0.0.1 (used by every test)
     MockServer(mock_server::MockOptions),
     /// Show oauth-lock at work: many processes and threads on one credential, 0 replays
@@ -75,19 +82,21 @@ fn main() -> ExitCode {
             .with_target(false)
             .init();
     }
+    let dir = cli.store.or(cli.dir);
     let result = match cli.command {
-        Command::Token(a) => commands::token(cli.dir, a),
-        Command::Status(a) => commands::status(cli.dir, a),
-        Command::Save(a) => commands::save(cli.dir, a),
-        Command::Clear(a) => commands::clear(cli.dir, a),
-        Command::Verify(a) => commands::verify(cli.dir, a),
-        Command::Refresh(a) => commands::refresh(cli.dir, a),
-        Command::Import(a) => mirrors::import(cli.dir, a),
-        Command::Keepalive(a) => mirrors::keepalive(cli.dir, a),
+        Command::Token(a) => commands::token(dir, a),
+        Command::Status(a) => commands::status(dir, a),
+        Command::Save(a) => commands::save(dir, a),
+        Command::Clear(a) => commands::clear(dir, a),
+        Command::Verify(a) => commands::verify(dir, a),
+        Command::Refresh(a) => commands::refresh(dir, a),
+        Command::Import(a) => mirrors::import(dir, a),
+        Command::Keepalive(a) => mirrors::keepalive(dir, a),
+        Command::Copy(a) => commands::copy(a),
         Command::MockServer(o) => commands::mock_server(o),
         Command::Demo(a) => demo::demo(a),
-        Command::Worker(a) => demo::worker(cli.dir, a),
-        Command::Probe(a) => probe::probe(cli.dir, a),
+        Command::Worker(a) => demo::worker(dir, a),
+        Command::Probe(a) => probe::probe(dir, a),
     };
     match result {
         Ok(code) => code,

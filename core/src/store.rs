@@ -553,6 +553,61 @@ impl Store {
             .map_err(|e| Error::transient(format!("the import was interrupted: {e}")))?
     }
 
+    /// Copies records into the store `to` (`oauth-lock copy`, DESIGN.md §10): the keys
+    /// given, or every key. Each record goes over as it is, under both stores' locks (the
+    /// source's too, so that no refresh is half-way through: a copy taken then would hold a
+    /// refresh token about to be spent); its generation is raised past the one it replaces,
+    /// so that the destination's processes adopt it. The keys copied, in order.
+    pub fn copy_to(&self, to: &Store, keys: &[String]) -> Result<Vec<String>> {
+        if self.location() == to.location() {
+            return Err(Error::invalid(format!(
+                "copying a store onto itself ({})",
+                self.location()
+            )));
+        }
+        let keys: Vec<Key> = if keys.is_empty() {
+            self.backend.list()?
+        } else {
+            keys.iter().map(|k| Key::new(k)).collect::<Result<_>>()?
+        };
+        let timeout = SaveOptions::default().write_lock_timeout;
+        let mut copied = Vec::with_capacity(keys.len());
+        for key in keys {
+            let run = || -> Result<()> {
+                let mut from = self.backend.lock(&key, timeout)?;
+                let Some((mut record, _)) = from.read()? else {
+                    return Err(Error::needs_login("no credential is stored under this key"));
+                };
+                let mut dest = to
+                    .backend
+                    .lock(&key, timeout)
+                    .map_err(|e| e.with_context(key.as_str(), &to.backend.place(&key)))?;
+                let previous = match dest.read() {
+                    Ok(found) => found.map_or(0, |(r, _)| r.generation),
+                    // An unreadable destination is replaced; another key's record never is.
+                    Err(e)
+                        if e.code() == ErrorCode::Corrupt
+                            && !crate::backend::holds_another_key(&e) =>
+                    {
+                        0
+                    }
+                    Err(e) => return Err(e.with_context(key.as_str(), &to.backend.place(&key))),
+                };
+                record.generation = record.generation.max(previous + 1);
+                let committed = dest
+                    .write(&record)
+                    .map_err(|e| e.with_context(key.as_str(), &to.backend.place(&key)))?;
+                Slot::get(&to.backend, &key).install(record, Some(committed.version), true);
+                Ok(())
+            };
+            run().map_err(|e| {
+                unreachable_is_io(e).with_context(key.as_str(), &self.backend.place(&key))
+            })?;
+            copied.push(key.as_str().to_owned());
+        }
+        Ok(copied)
+    }
+
     /// Forces one refresh of `key` with its record's `refresh` config, proving it works.
     pub async fn verify(&self, key: &str) -> Result<AccessToken> {
         self.source(key)?.verify().await

@@ -40,6 +40,9 @@ class AccessToken:
 
 @final
 class Store:
+    # `path` is a store location: a directory, or a postgresql:// URL (DESIGN.md §10),
+    # passed to the core as it is; None opens $OAUTH_LOCK_STORE, else $OAUTH_LOCK_DIR, else the
+    # platform directory.
     def __init__(self, path: Union[str, "os.PathLike[str]", None] = None) -> None: ...
     @property
     def dir(self) -> str: ...

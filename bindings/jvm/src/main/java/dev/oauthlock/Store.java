@@ -38,8 +38,22 @@ public final class Store implements AutoCloseable {
   }
 
   /**
-   * Opens the default store: {@code $OAUTH_LOCK_DIR}, else {@code
-   * $XDG_STATE_HOME/oauth-lock} ({@code ~/.local/state/oauth-lock}).
+   * Opens the store at {@code location}: a directory (created with mode 0700 if missing) or a
+   * {@code postgresql://user@host:port/database} URL (DESIGN.md §10; the password from the URL
+   * or {@code PGPASSWORD}, never shown in a message). The string goes to the core as it is.
+   */
+  public static Store open(String location) {
+    if (location == null) {
+      throw OAuthLockException.of(
+          Code.NULL_PARAMETER, "the store location is null (use Store.openDefault())", null,
+          null, null);
+    }
+    return open(Native.cString(location));
+  }
+
+  /**
+   * Opens the default store: {@code $OAUTH_LOCK_STORE}, else {@code $OAUTH_LOCK_DIR}, else
+   * {@code $XDG_STATE_HOME/oauth-lock} ({@code ~/.local/state/oauth-lock}).
    */
   public static Store openDefault() {
     return open((byte[]) null);

@@ -43,7 +43,8 @@ class BadInputTest {
 
   @Test
   void nullArguments() {
-    nullParameter(() -> Store.open(null));
+    nullParameter(() -> Store.open((java.nio.file.Path) null));
+    nullParameter(() -> Store.open((String) null));
     nullParameter(() -> store.source(null));
     nullParameter(() -> store.source(null, (SourceOptions) null));
     nullParameter(() -> store.source("k", (OAuth2Config) null));
