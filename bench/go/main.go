@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -121,6 +122,9 @@ func rounds(n int, f func(b *testing.B)) []float64 {
 	for range n {
 		r := testing.Benchmark(f)
 		out = append(out, float64(r.T.Nanoseconds())/float64(r.N))
+		if os.Getenv("BENCH_GO_VERBOSE") != "" {
+			fmt.Printf("  round: %v, %d allocs/op\n", r, r.MemAllocs/uint64(r.N))
+		}
 	}
 	return out
 }
@@ -136,6 +140,14 @@ func main() {
 		nRounds, coldN, handoffN, peerHandoffN = 3, 40, 20, 20
 	}
 	oauthlock.SetLogger(nil)
+	if p := os.Getenv("BENCH_GO_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			die("profile", err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	store, err := oauthlock.Open(os.Args[1])
 	if err != nil {
 		die("open", err)

@@ -140,23 +140,34 @@ var ErrClosed = errors.New("oauthlock: closed")
 // errorOf turns a failed call's oauth_lock_error into an *Error and frees it.
 func errorOf(code C.int, e *C.oauth_lock_error) error {
 	defer C.oauth_lock_error_free(e)
-	out := &Error{Code: Code(code), Message: C.GoString(C.oauth_lock_error_message(e))}
+	if e == nil {
+		return &Error{Code: Code(code), Message: "no error was reported"}
+	}
+	return errorFromJSON(code, C.GoString(C.oauth_lock_error_json(e)))
+}
+
+// lastErrorOf turns the last-error JSON a helper read right after a failed call into an
+// *Error and frees it.
+func lastErrorOf(code C.int, js *C.char) error {
+	defer C.oauth_lock_string_free(js)
+	return errorFromJSON(code, C.GoString(js))
+}
+
+// errorFromJSON reads the library's error JSON {"code", "code_number", "message", "key",
+// "path", "oauth_error"}.
+func errorFromJSON(code C.int, js string) error {
+	out := &Error{Code: Code(code)}
 	var j struct {
+		Message    string  `json:"message"`
 		Key        *string `json:"key"`
 		Path       *string `json:"path"`
 		OAuthError *string `json:"oauth_error"`
 	}
-	if e != nil && json.Unmarshal([]byte(C.GoString(C.oauth_lock_error_json(e))), &j) == nil {
-		if j.Key != nil {
-			out.Key = *j.Key
-		}
-		if j.Path != nil {
-			out.Location = *j.Path
-		}
-		if j.OAuthError != nil {
-			out.OAuthError = *j.OAuthError
-		}
+	if json.Unmarshal([]byte(js), &j) != nil {
+		out.Message = "the library's error does not parse"
+		return out
 	}
+	out.Message, out.Key, out.Location, out.OAuthError = j.Message, str(j.Key), str(j.Path), str(j.OAuthError)
 	return out
 }
 

@@ -8,19 +8,23 @@ ol_result ol_source_call(const oauth_lock_source *source, int which, uint64_t ar
   ol_result r = {0};
   switch (which) {
     case OL_ACCESS_TOKEN:
-      r.code = oauth_lock_source_access_token_e(source, &r.token, &r.error);
+      r.code = oauth_lock_source_access_token(source, &r.token);
       break;
     case OL_VALID_FOR:
-      r.code = oauth_lock_source_access_token_valid_for_e(source, arg, &r.token, &r.error);
+      r.code = oauth_lock_source_access_token_valid_for(source, arg, &r.token);
       break;
     case OL_REJECT:
-      r.code = oauth_lock_source_reject_e(source, text, &r.token, &r.error);
+      r.code = oauth_lock_source_reject(source, text, &r.token);
       break;
     default:
-      r.code = oauth_lock_source_verify_e(source, &r.token, &r.error);
+      r.code = oauth_lock_source_verify(source, &r.token);
       break;
   }
-  if (r.code == OAUTH_LOCK_OK && last != NULL && r.token == last) {
+  if (r.code != OAUTH_LOCK_OK) {
+    // Still on the thread of the failed call, with no other oauth-lock call in between: its
+    // last error is this call's.
+    if (oauth_lock_last_error_json(&r.string) != OAUTH_LOCK_OK) r.string = NULL;
+  } else if (last != NULL && r.token == last) {
     oauth_lock_token_free(r.token);
     r.token = NULL;
     r.same = 1;

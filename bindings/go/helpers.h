@@ -54,7 +54,10 @@ typedef struct {
 } ol_listener_result;
 
 // The source calls: which is OL_ACCESS_TOKEN, OL_VALID_FOR (with arg, ms), OL_REJECT (with
-// text, the rejected token) or OL_VERIFY.
+// text, the rejected token) or OL_VERIFY. The hot path: the plain call (its _e twin costs
+// ~30 ns more), and on a failure the thread's last error as JSON in string, read by this
+// same C function on the same thread right after the call (so a goroutine moving between
+// threads cannot see another call's error).
 enum { OL_ACCESS_TOKEN = 0, OL_VALID_FOR = 1, OL_REJECT = 2, OL_VERIFY = 3 };
 ol_result ol_source_call(const oauth_lock_source *source, int which, uint64_t arg,
                          const char *text, const oauth_lock_token *last);

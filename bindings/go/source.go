@@ -245,7 +245,7 @@ func (t *TokenSource) call(which C.int, arg uint64, text *C.char) (AccessToken, 
 	}
 	r := C.ol_source_call(t.ptr, which, C.uint64_t(arg), text, last)
 	if r.code != 0 {
-		return AccessToken{}, errorOf(r.code, r.error)
+		return AccessToken{}, lastErrorOf(r.code, r.string)
 	}
 	if r.same != 0 {
 		// e (and so the token reference it holds) was alive across the call.
