@@ -192,6 +192,17 @@ func main() {
 	})
 	results["hot_parallel"] = summarize(fmt.Sprintf("AccessToken, %d goroutines", runtime.GOMAXPROCS(0)), par)
 
+	cRounds := make([]float64, 0, nRounds)
+	for range nRounds {
+		ns, err := cHot(os.Args[1], "hot", 1_000_000)
+		if err != nil {
+			die("C baseline", err)
+		}
+		cRounds = append(cRounds, ns)
+	}
+	results["c_hot"] = summarize("C ABI hot path from C", cRounds)
+	results["cgo_call"] = summarize("one empty cgo call", rounds(nRounds, emptyCall))
+
 	record, err := store.PathOf("hot")
 	if err != nil {
 		die("path", err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -87,9 +88,33 @@ type TokenSource struct {
 type cached struct {
 	ptr *C.oauth_lock_token
 	tok AccessToken
-	// Unix nanoseconds until which the token is far from its expiry (math.MaxInt64 when it
-	// has none).
-	inlineUntil int64
+	// Until when, on the monotonic clock since epoch, the token is far from its expiry
+	// (forever when it has none); compared with coarseNow.
+	inlineUntil time.Duration
+}
+
+// epoch is the origin of cached.inlineUntil.
+var epoch = time.Now()
+
+var (
+	coarse      atomic.Int64
+	coarseStart sync.Once
+)
+
+// coarseNow is time.Since(epoch) as of at most ~100 ms ago: a clock read costs tens of
+// nanoseconds on some machines (virtual ones), a third of the hot path, and the inline
+// decision has seconds of slack. A goroutine started by the first call that needs it keeps
+// it up to date (10 wake-ups a second).
+func coarseNow() time.Duration {
+	coarseStart.Do(func() {
+		coarse.Store(int64(time.Since(epoch)))
+		go func() {
+			for range time.Tick(100 * time.Millisecond) {
+				coarse.Store(int64(time.Since(epoch)))
+			}
+		}()
+	})
+	return time.Duration(coarse.Load())
 }
 
 // Source makes a token source for key, refreshed by the record's own refresh config (saved
@@ -189,7 +214,7 @@ func (t *TokenSource) AccessToken(ctx context.Context) (AccessToken, error) {
 			return AccessToken{}, &ctxError{"access token", t.key, ctx.Err()}
 		default:
 		}
-		if e := t.last.Load(); e == nil || time.Now().UnixNano() >= e.inlineUntil {
+		if e := t.last.Load(); e == nil || coarseNow() >= e.inlineUntil {
 			return t.wait(ctx, "access token", C.OL_ACCESS_TOKEN, 0, "")
 		}
 	}
@@ -255,7 +280,7 @@ func (t *TokenSource) call(which C.int, arg uint64, text *C.char) (AccessToken, 
 	}
 	n := &cached{ptr: r.token, tok: tokenOf(r.token), inlineUntil: 1<<63 - 1}
 	if !n.tok.ExpiresAt.IsZero() {
-		n.inlineUntil = n.tok.ExpiresAt.Add(-t.inline).UnixNano()
+		n.inlineUntil = time.Since(epoch) + time.Until(n.tok.ExpiresAt) - t.inline
 	}
 	runtime.AddCleanup(n, func(p *C.oauth_lock_token) { C.oauth_lock_token_free(p) }, n.ptr)
 	t.last.Store(n)
