@@ -5,16 +5,14 @@
 mod support;
 
 use oauth_lock::backend::{Backend, FsBackend, PgBackend};
-use oauth_lock::{
-    refresher_fn, Credential, ErrorCode, Refresher, SaveOptions, Secret, SourceOptions, Store,
-    TokenFields,
-};
+use oauth_lock::{refresher_fn, Credential, ErrorCode, SaveOptions, SourceOptions, Store};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// One store to run a test on: a fresh directory, or a fresh schema in the test database.
 struct Loc {
@@ -164,79 +162,18 @@ impl Loc {
     }
 }
 
-fn save(store: &Store, key: &str, v: Value) {
-    store
-        .save_blocking(
-            key,
-            Credential::from_json(&v).unwrap(),
-            SaveOptions::default(),
-        )
-        .unwrap();
-}
-
-fn save_expired(store: &Store, key: &str) {
-    save(
-        store,
-        key,
-        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 0}),
-    );
-}
-
-/// A strict provider: refuses any refresh token but the current one (counting replays).
-struct Rotating {
-    calls: AtomicUsize,
-    replays: AtomicUsize,
-    current: std::sync::Mutex<String>,
-    delay: Duration,
-}
-
-impl Rotating {
-    fn new(delay: Duration) -> Arc<Rotating> {
-        Arc::new(Rotating {
-            calls: AtomicUsize::new(0),
-            replays: AtomicUsize::new(0),
-            current: std::sync::Mutex::new("rt-0".into()),
-            delay,
-        })
-    }
-
-    fn refresher(self: &Arc<Self>) -> Arc<dyn Refresher> {
-        let me = self.clone();
-        refresher_fn(move |rec| {
-            let me = me.clone();
-            async move {
-                let n = me.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::time::sleep(me.delay).await;
-                let presented = rec.refresh_token.as_ref().unwrap().expose().to_owned();
-                let mut current = me.current.lock().unwrap();
-                if *current != presented {
-                    me.replays.fetch_add(1, Ordering::SeqCst);
-                    return Err(oauth_lock::classify_oauth_error("invalid_grant", None));
-                }
-                *current = format!("rt-{n}");
-                Ok(TokenFields {
-                    access_token: Some(Secret::new(format!("at-{n}"))),
-                    refresh_token: Some(Secret::new(format!("rt-{n}"))),
-                    expires_in_ms: Some(3_600_000),
-                    ..Default::default()
-                })
-            }
-        })
-    }
-}
-
 #[test]
 fn many_threads_and_stores_at_expiry_cause_one_refresh() {
     for loc in locations() {
         let store = loc.store();
         save_expired(&store, "k");
-        let provider = Rotating::new(Duration::from_millis(50));
+        let provider = Rotating::new("rt-0", Duration::from_millis(50));
         let barrier = Arc::new(Barrier::new(16));
         let handles: Vec<_> = (0..16)
             .map(|_| {
                 let source = Store::open(&loc.location)
                     .unwrap()
-                    .source_with("k", provider.refresher())
+                    .source_with("k", provider.as_refresher())
                     .unwrap();
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
@@ -268,8 +205,8 @@ fn the_record_is_stored_as_its_exact_text_and_unknown_fields_survive() {
         let text = loc.raw(&store, "k").unwrap();
         let with_unknown = text.replacen('{', "{\"future\":{\"ratio\":1.10,\"n\":[1e3]},", 1);
         loc.set_raw(&store, "k", &with_unknown);
-        let provider = Rotating::new(Duration::ZERO);
-        let source = store.source_with("k", provider.refresher()).unwrap();
+        let provider = Rotating::new("rt-0", Duration::ZERO);
+        let source = store.source_with("k", provider.as_refresher()).unwrap();
         assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
         let after = loc.raw(&store, "k").unwrap();
         let v: Value = serde_json::from_str(&after).unwrap();
@@ -331,8 +268,8 @@ fn a_record_that_does_not_parse_is_corrupt_and_left_unchanged() {
         let store = loc.store();
         save_expired(&store, "k");
         loc.set_raw(&store, "k", "{\"format\": 1, \"key\": \"k\", not json");
-        let provider = Rotating::new(Duration::ZERO);
-        let source = store.source_with("k", provider.refresher()).unwrap();
+        let provider = Rotating::new("rt-0", Duration::ZERO);
+        let source = store.source_with("k", provider.as_refresher()).unwrap();
         let e = source.access_token_blocking().unwrap_err();
         assert_eq!(e.code(), ErrorCode::Corrupt, "{}: {e}", loc.name);
         let place = store.path_of("k").unwrap().display().to_string();
@@ -518,8 +455,8 @@ fn a_holder_killed_while_holding_the_lock_frees_it() {
         save_expired(&store, "k");
         helper(&loc.location, "hold", |child| {
             // The child holds the lock: a refresh here waits, then the kill frees it.
-            let provider = Rotating::new(Duration::ZERO);
-            let source = store.source_with("k", provider.refresher()).unwrap();
+            let provider = Rotating::new("rt-0", Duration::ZERO);
+            let source = store.source_with("k", provider.as_refresher()).unwrap();
             let t = std::thread::spawn(move || {
                 let started = Instant::now();
                 let token = source.access_token_blocking().map(|t| t.value().to_owned());
@@ -720,7 +657,7 @@ fn a_holder_whose_session_ended_cannot_commit() {
     drop(held);
     // And the lock is free for the others.
     let source = store
-        .source_with("k", Rotating::new(Duration::ZERO).refresher())
+        .source_with("k", Rotating::new("rt-0", Duration::ZERO).as_refresher())
         .unwrap();
     assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
 }

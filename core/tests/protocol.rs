@@ -4,8 +4,8 @@
 mod support;
 
 use oauth_lock::{
-    refresher_fn, Credential, Error, ErrorCode, Refresher, SaveOptions, Secret, SourceOptions,
-    State, Store, TokenFields,
+    refresher_fn, Credential, Error, ErrorCode, SaveOptions, Secret, SourceOptions, State, Store,
+    TokenFields,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -13,52 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use support::*;
-
-/// A refresher that rotates like a strict provider: it refuses any refresh token but the
-/// current one (counting replays), and counts refreshes.
-struct Rotating {
-    calls: AtomicUsize,
-    replays: AtomicUsize,
-    current: parking_lot::Mutex<String>,
-    delay: Duration,
-}
-
-impl Rotating {
-    fn new(first_rt: &str, delay: Duration) -> Arc<Rotating> {
-        Arc::new(Rotating {
-            calls: AtomicUsize::new(0),
-            replays: AtomicUsize::new(0),
-            current: parking_lot::Mutex::new(first_rt.into()),
-            delay,
-        })
-    }
-    fn as_refresher(self: &Arc<Self>) -> Arc<dyn Refresher> {
-        let me = self.clone();
-        refresher_fn(move |rec| {
-            let me = me.clone();
-            async move {
-                let n = me.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::time::sleep(me.delay).await;
-                let presented = rec.refresh_token.as_ref().unwrap().expose().to_owned();
-                let mut current = me.current.lock();
-                if *current != presented {
-                    me.replays.fetch_add(1, Ordering::SeqCst);
-                    return Err(oauth_lock::classify_oauth_error(
-                        "invalid_grant",
-                        Some("reused".into()),
-                    ));
-                }
-                *current = format!("rt-{n}");
-                Ok(TokenFields {
-                    access_token: Some(Secret::new(format!("at-{n}"))),
-                    refresh_token: Some(Secret::new(format!("rt-{n}"))),
-                    expires_in_ms: Some(3_600_000),
-                    ..Default::default()
-                })
-            }
-        })
-    }
-}
 
 #[test]
 fn many_threads_at_expiry_cause_one_refresh() {

@@ -3,9 +3,13 @@
 
 #![allow(dead_code)]
 
-use oauth_lock::{Credential, Error, ErrorCode, SaveOptions, Store};
+use oauth_lock::{
+    refresher_fn, Credential, Error, ErrorCode, Refresher, SaveOptions, Secret, Store, TokenFields,
+};
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -66,4 +70,50 @@ pub fn in_a_process_of_its_own(name: &str, body: impl FnOnce()) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
+}
+
+/// A refresher that rotates like a strict provider: it refuses any refresh token but the
+/// current one (counting replays), and counts refreshes.
+pub struct Rotating {
+    pub calls: AtomicUsize,
+    pub replays: AtomicUsize,
+    pub current: parking_lot::Mutex<String>,
+    pub delay: Duration,
+}
+
+impl Rotating {
+    pub fn new(first_rt: &str, delay: Duration) -> Arc<Rotating> {
+        Arc::new(Rotating {
+            calls: AtomicUsize::new(0),
+            replays: AtomicUsize::new(0),
+            current: parking_lot::Mutex::new(first_rt.into()),
+            delay,
+        })
+    }
+    pub fn as_refresher(self: &Arc<Self>) -> Arc<dyn Refresher> {
+        let me = self.clone();
+        refresher_fn(move |rec| {
+            let me = me.clone();
+            async move {
+                let n = me.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(me.delay).await;
+                let presented = rec.refresh_token.as_ref().unwrap().expose().to_owned();
+                let mut current = me.current.lock();
+                if *current != presented {
+                    me.replays.fetch_add(1, Ordering::SeqCst);
+                    return Err(oauth_lock::classify_oauth_error(
+                        "invalid_grant",
+                        Some("reused".into()),
+                    ));
+                }
+                *current = format!("rt-{n}");
+                Ok(TokenFields {
+                    access_token: Some(Secret::new(format!("at-{n}"))),
+                    refresh_token: Some(Secret::new(format!("rt-{n}"))),
+                    expires_in_ms: Some(3_600_000),
+                    ..Default::default()
+                })
+            }
+        })
+    }
 }
