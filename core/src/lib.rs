@@ -2,7 +2,9 @@
 //!
 //! One correct implementation of OAuth refresh-token rotation, shared by every thread and
 //! every process on a machine (see `DESIGN.md`): a locked, re-reading, single-flight
-//! refresh over one on-disk store, so that a refresh token is never spent twice.
+//! refresh over one store, so that a refresh token is never spent twice. A store is a
+//! directory, or a PostgreSQL database for machines that share a credential
+//! (`Store::open("postgresql://…")`, `docs/FLEET.md`).
 //!
 //! ```no_run
 //! use oauth_lock::{Credential, SaveOptions, Store};
