@@ -398,6 +398,8 @@ impl Store {
     /// What is known about `key`, without locking or refreshing.
     pub fn status(&self, key: &str) -> Result<Status> {
         let key = Key::new(key)?;
+        // Read first: a database store learns its server's version at its first connection.
+        let read = self.backend.read(&key);
         let placement = self.backend.placement(&key);
         let path = self.backend.place(&key);
         let mut status = Status {
@@ -426,7 +428,7 @@ impl Store {
             network_fs: placement.network_fs,
             problem: None,
         };
-        match self.backend.read(&key) {
+        match read {
             Ok(None) => {}
             Ok(Some((r, _))) => {
                 status.exists = true;

@@ -732,6 +732,14 @@ impl PgBackend {
         lock(&self.sessions().versions).insert(key.clone(), version);
     }
 
+    /// A change notice: news only for a key this process uses (the others' are not kept,
+    /// so that a store of many credentials costs a process only the ones it reads).
+    fn noticed(&self, key: &Key, version: Option<Version>) {
+        if let Some(v) = lock(&self.sessions().versions).get_mut(key) {
+            *v = version;
+        }
+    }
+
     /// Starts this process's listening session (once per fork side).
     fn watch(&self) {
         let sessions = self.sessions();
@@ -906,7 +914,7 @@ async fn watch(backend: Weak<PgBackend>, epoch: u64) {
                     Some(payload) => {
                         let Some(b) = backend.upgrade() else { return };
                         if let Some((key, version)) = parse_notice(&payload) {
-                            b.remember(&key, version);
+                            b.noticed(&key, version);
                         }
                     }
                     None => break, // the session ended: reconnect
@@ -1071,9 +1079,8 @@ impl Backend for PgBackend {
     }
 
     fn placement(&self, _key: &Key) -> Placement {
-        if self.server.get().is_none() {
-            let _ = wait(self.reader());
-        }
+        // Learnt at the first connection (status reads the record first); never a network
+        // call of its own, so that an unreachable database costs `status` one timeout.
         Placement {
             server: self.server.get().map(|v| format!("PostgreSQL {v}")),
             ..Placement::default()
