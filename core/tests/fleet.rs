@@ -693,3 +693,77 @@ fn a_role_that_may_not_create_the_schema_is_told_the_sql() {
     assert!(m.contains(&loc.schema), "{m}");
     assert!(!m.contains("ro-pass"), "{m}");
 }
+
+/// The test location with another host and TLS settings.
+fn tls_location(loc: &Loc, host: &str, sslmode: &str, ca: Option<&str>) -> String {
+    let mut url = url::Url::parse(&loc.location).unwrap();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "sslmode")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_host(Some(host)).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.clear();
+        q.extend_pairs(kept);
+        q.append_pair("sslmode", sslmode);
+        if let Some(ca) = ca {
+            q.append_pair("sslrootcert", ca);
+        }
+    }
+    url.to_string()
+}
+
+#[test]
+fn tls_is_used_and_verify_full_checks_the_certificate_and_the_host_name() {
+    let Some(loc) = pg_only() else { return };
+    let ca = match std::env::var("OAUTH_LOCK_TEST_PG_CA") {
+        Ok(ca) if !ca.is_empty() => ca,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and OAUTH_LOCK_TEST_PG_CA is unset: scripts/pg-cluster sets up TLS")
+        }
+        _ => return,
+    };
+    for (host, sslmode, ca) in [
+        ("127.0.0.1", "require", None),
+        ("localhost", "verify-full", Some(ca.as_str())),
+    ] {
+        let store = Store::open(tls_location(&loc, host, sslmode, ca)).unwrap();
+        save_expired(&store, "k");
+        let source = store
+            .source_with("k", Rotating::new("rt-0", Duration::ZERO).as_refresher())
+            .unwrap();
+        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        // The server says oauth-lock's sessions are encrypted (only this test asks for TLS).
+        let encrypted = loc.sql(|c| {
+            Box::pin(async move {
+                c.query_one(
+                    "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                     WHERE a.application_name = 'oauth-lock' AND s.ssl",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+            })
+        });
+        assert!(encrypted >= 1, "{sslmode}: no encrypted session");
+        store.clear_blocking("k").unwrap();
+    }
+    // A certificate for "localhost" does not name 127.0.0.1; an unknown CA is refused.
+    for (host, ca, says) in [
+        ("127.0.0.1", Some(ca.as_str()), "certificate"),
+        ("localhost", None, "certificate"),
+    ] {
+        let store = Store::open(tls_location(&loc, host, "verify-full", ca)).unwrap();
+        let e = store
+            .source("k")
+            .unwrap()
+            .access_token_blocking()
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transient, "{host}: {e}");
+        assert!(e.to_string().to_lowercase().contains(says), "{host}: {e}");
+        assert!(!e.to_string().contains(&password_of(&loc.location)), "{e}");
+    }
+}
