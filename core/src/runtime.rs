@@ -152,5 +152,6 @@ extern "C" fn after_fork_in_child() {
     // per epoch, so nothing a parent's thread held at the fork is ever waited for.
     FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
     crate::lock::close_inherited_lock_fds();
+    crate::backend::postgres::close_inherited_sockets();
     BUILDING.store(false, Ordering::Release);
 }

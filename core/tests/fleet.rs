@@ -480,10 +480,48 @@ fn a_holder_killed_while_holding_the_lock_frees_it() {
     }
 }
 
-/// Runs `what` in a child process (this test binary, the `helper_process` test) on
-/// `location`; `during` runs once the child says it is ready, then the child is waited for
-/// (or was killed by `during`).
-fn helper(location: &str, what: &str, during: impl FnOnce(&mut std::process::Child)) {
+#[test]
+fn a_lock_held_at_a_fork_dies_with_its_holder_not_with_the_child() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let mut forked = 0;
+        helper_with(&loc.location, "fork-hold", &mut forked, |child| {
+            child.kill().unwrap();
+        });
+        assert!(forked > 0, "{}", loc.name);
+        // The holder is dead, its child alive: the lock is free at once.
+        let source = store
+            .source_with("k", Rotating::new("rt-0", Duration::ZERO).as_refresher())
+            .unwrap();
+        let started = Instant::now();
+        let got = std::thread::spawn(move || {
+            source.access_token_blocking().map(|t| t.value().to_owned())
+        });
+        while !got.is_finished() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: `forked` is the pid the helper forked (and no other process's).
+        let alive = unsafe { libc::kill(forked, 0) } == 0;
+        // SAFETY: as above.
+        unsafe { libc::kill(forked, libc::SIGKILL) };
+        assert!(alive, "{}: the forked child died early", loc.name);
+        assert!(
+            got.is_finished(),
+            "{}: the lock outlived its holder while the forked child lived",
+            loc.name
+        );
+        assert_eq!(got.join().unwrap().unwrap(), "at-1", "{}", loc.name);
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", loc.name);
+    }
+}
+
+fn helper_with(
+    location: &str,
+    what: &str,
+    forked: &mut i32,
+    during: impl FnOnce(&mut std::process::Child),
+) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -499,16 +537,29 @@ fn helper(location: &str, what: &str, during: impl FnOnce(&mut std::process::Chi
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("the helper said nothing").unwrap();
-        // The test harness prints the test's name on the same line.
+        if let Some(pid) = line.split("CHILD ").nth(1) {
+            *forked = pid.trim().parse().unwrap();
+        }
         if line.ends_with("READY") {
             break;
         }
     }
     during(&mut child);
-    let status = child.wait().unwrap();
-    if what != "hold" {
-        assert!(status.success(), "helper {what} failed");
-    }
+    let _ = child.wait();
+}
+
+/// Runs `what` in a child process (this test binary, the `helper_process` test) on
+/// `location`; `during` runs once the child says it is ready, then the child is waited for
+/// (or was killed by `during`); `forked` gets the pid of a process the child forked.
+fn helper(location: &str, what: &str, during: impl FnOnce(&mut std::process::Child)) {
+    let mut forked = 0;
+    helper_with(location, what, &mut forked, |child| {
+        during(child);
+        if what != "hold" {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "helper {what} failed");
+        }
+    });
 }
 
 /// Not a test on its own: the child side of [`helper`].
@@ -539,6 +590,31 @@ fn helper_process() {
             let _held = backend
                 .lock(&oauth_lock::Key::new("k").unwrap(), Duration::from_secs(5))
                 .unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(120));
+            return;
+        }
+        "fork-hold" => {
+            let backend: Arc<dyn Backend> = if location.contains("://") {
+                PgBackend::open(&location).unwrap()
+            } else {
+                Arc::new(FsBackend::open(std::path::Path::new(&location)).unwrap())
+            };
+            let _held = backend
+                .lock(&oauth_lock::Key::new("k").unwrap(), Duration::from_secs(5))
+                .unwrap();
+            // A child forked while the lock is held (a pre-forking server's worker) outlives
+            // this process; it must not keep the lock.
+            // SAFETY: the child only sleeps and exits (async-signal-safe calls).
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                // SAFETY: as above.
+                unsafe {
+                    libc::sleep(30);
+                    libc::_exit(0);
+                }
+            }
+            println!("CHILD {child}");
             println!("READY");
             std::thread::sleep(Duration::from_secs(120));
             return;

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
@@ -291,24 +291,14 @@ impl PgConfig {
         &self.schema
     }
 
+    /// The start-up settings (the socket is ours: see `PgBackend::connect`).
     fn client_config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        if self.host.starts_with('/') {
-            c.host_path(&self.host);
-        } else {
-            c.host(&self.host);
-        }
-        c.port(self.port)
+        c.host(&self.host)
+            .port(self.port)
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name("oauth-lock")
-            .connect_timeout(self.connect_timeout)
-            // The client notices a dead server as the server notices a dead client (B).
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(5))
-            .keepalives_interval(Duration::from_secs(2))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(15))
             .ssl_mode(match self.sslmode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -576,20 +566,30 @@ impl PgBackend {
         &self,
         notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     ) -> Result<Client> {
-        let config = self.config.client_config();
-        let process = runtime::process();
+        // The socket is opened here, not by tokio-postgres, so that its descriptor is known:
+        // a forked child closes its copy at once (see `close_inherited_sockets`).
         let connecting = async {
-            if self.config.sslmode == SslMode::Disable {
-                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-                process.runtime.spawn(drive(conn, notices));
-                Ok(client)
+            let host = &self.config.host;
+            if host.starts_with('/') {
+                let path = format!("{host}/.s.PGSQL.{}", self.config.port);
+                let stream = tokio::net::UnixStream::connect(&path)
+                    .await
+                    .map_err(ConnectError::Socket)?;
+                self.handshake(stream, notices).await
             } else {
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
-                    self.config.tls().map_err(ConnectError::Setup)?,
-                );
-                let (client, conn) = config.connect(tls).await?;
-                process.runtime.spawn(drive(conn, notices));
-                Ok(client)
+                let stream = tokio::net::TcpStream::connect((host.as_str(), self.config.port))
+                    .await
+                    .map_err(ConnectError::Socket)?;
+                // B: a peer that vanished is noticed from this side too.
+                let keepalive = socket2::TcpKeepalive::new()
+                    .with_time(Duration::from_secs(5))
+                    .with_interval(Duration::from_secs(2))
+                    .with_retries(3);
+                let sock = socket2::SockRef::from(&stream);
+                let _ = sock.set_tcp_keepalive(&keepalive);
+                let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(15)));
+                let _ = stream.set_nodelay(true);
+                self.handshake(stream, notices).await
             }
         };
         let client = match tokio::time::timeout(
@@ -601,6 +601,19 @@ impl PgBackend {
             Ok(Ok(client)) => client,
             Ok(Err(ConnectError::Setup(e))) => return Err(e),
             Ok(Err(ConnectError::Db(e))) => return Err(self.db_error("connecting", &e)),
+            Ok(Err(ConnectError::Socket(e))) => {
+                return Err(Error::Transient {
+                    ctx: Context {
+                        key: None,
+                        path: Some(PathBuf::from(&self.config.redacted)),
+                    },
+                    reason: format!(
+                        "connecting: the database at {} cannot be reached: {e}",
+                        self.config
+                    ),
+                    retry_after: None,
+                })
+            }
             Err(_) => {
                 return Err(Error::Transient {
                     ctx: Context {
@@ -623,6 +636,43 @@ impl PgBackend {
         }
         self.ensure_schema(&client).await?;
         Ok(client)
+    }
+
+    /// The protocol's start-up (TLS as `sslmode` says) on an open socket; its connection is
+    /// driven on the core's runtime, its descriptor tracked for a forked child to close.
+    async fn handshake<S>(
+        &self,
+        stream: S,
+        notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> std::result::Result<Client, ConnectError>
+    where
+        S: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + std::os::fd::AsRawFd
+            + Unpin
+            + Send
+            + 'static,
+    {
+        let fd = stream.as_raw_fd();
+        let config = self.config.client_config();
+        let process = runtime::process();
+        if self.config.sslmode == SslMode::Disable {
+            let (client, conn) = config.connect_raw(stream, tokio_postgres::NoTls).await?;
+            process.runtime.spawn(drive(conn, notices, fd));
+            Ok(client)
+        } else {
+            let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(
+                self.config.tls().map_err(ConnectError::Setup)?,
+            );
+            let tls = tokio_postgres::tls::MakeTlsConnect::<S>::make_tls_connect(
+                &mut make,
+                &self.config.host,
+            )
+            .unwrap_or_else(|never| match never {});
+            let (client, conn) = config.connect_raw(stream, tls).await?;
+            process.runtime.spawn(drive(conn, notices, fd));
+            Ok(client)
+        }
     }
 
     /// Creates the schema on first use, or checks the one there (a version row).
@@ -849,7 +899,52 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 
 enum ConnectError {
     Setup(Error),
+    Socket(std::io::Error),
     Db(tokio_postgres::Error),
+}
+
+/// The descriptors of this process's database sockets. A child of `fork()` shares them with
+/// its parent: were it to keep them, a lock its parent holds would outlive the parent for as
+/// long as the child lives (the server frees it only when every copy of the socket is
+/// closed). The child's at-fork handler closes them at once, as it does the lock files
+/// (DESIGN.md §4, Fork). Lock-free: the handler may only use atomics and close(2).
+const MAX_SOCKETS: usize = 1024;
+static SOCKETS: [AtomicI32; MAX_SOCKETS] = [const { AtomicI32::new(-1) }; MAX_SOCKETS];
+
+/// A tracked socket; untracked when dropped, which happens before its connection closes it.
+struct Tracked(Option<usize>);
+
+impl Tracked {
+    fn new(fd: i32) -> Tracked {
+        Tracked(SOCKETS.iter().position(|s| {
+            s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        }))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            SOCKETS[i].store(-1, Ordering::Release);
+        }
+    }
+}
+
+/// In a forked child (the at-fork handler): closes the copies of the parent's database
+/// sockets. Only atomics and close(2): async-signal-safe.
+pub(crate) fn close_inherited_sockets() {
+    for s in SOCKETS.iter() {
+        let fd = s.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: `fd` is a socket this process's parent opened and this child inherited;
+            // nothing in the child uses the parent's connections (they belong to its epoch),
+            // so closing the descriptor cannot pull it from under anyone.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for ConnectError {
@@ -858,14 +953,17 @@ impl From<tokio_postgres::Error> for ConnectError {
     }
 }
 
-/// Drives one connection, handing its notices on.
+/// Drives one connection, handing its notices on; `fd` is its socket, tracked meanwhile.
 async fn drive<S, T>(
     mut conn: tokio_postgres::Connection<S, T>,
     notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    fd: i32,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // Declared after `conn`, so dropped (untracked) before it (the socket closed).
+    let _tracked = Tracked::new(fd);
     loop {
         match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(n))) => {
