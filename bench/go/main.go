@@ -177,46 +177,61 @@ func main() {
 			}
 		}
 	}
-	results["hot"] = summarize("AccessToken(context.Background())", rounds(nRounds, hot(bg)))
 	ctx, cancel := context.WithCancel(bg)
-	results["hot_cancellable"] = summarize("AccessToken(ctx with cancel)", rounds(nRounds, hot(ctx)))
-	cancel()
-	par := rounds(nRounds, func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := src.AccessToken(bg); err != nil {
-					die("hot parallel", err)
-				}
-			}
-		})
-	})
-	results["hot_parallel"] = summarize(fmt.Sprintf("AccessToken, %d goroutines", runtime.GOMAXPROCS(0)), par)
-
-	cRounds := make([]float64, 0, nRounds)
-	for range nRounds {
-		ns, err := cHot(os.Args[1], "hot", 1_000_000)
-		if err != nil {
-			die("C baseline", err)
-		}
-		cRounds = append(cRounds, ns)
-	}
-	results["c_hot"] = summarize("C ABI hot path from C", cRounds)
-	results["cgo_call"] = summarize("one empty cgo call", rounds(nRounds, emptyCall))
-
+	defer cancel()
 	record, err := store.PathOf("hot")
 	if err != nil {
 		die("path", err)
 	}
 	p := &peer{lock: flockOpen(lockPath(record)), record: record}
-	results["peer"] = summarize("peer: Mutex+Flock+read+parse", rounds(nRounds, func(b *testing.B) {
-		for b.Loop() {
-			t, err := p.token()
+	// The measurements take turns within each round, so that the load of a shared machine
+	// falls on all of them alike.
+	type kind struct {
+		id, label string
+		round     func() float64
+	}
+	bench := func(f func(b *testing.B)) func() float64 {
+		return func() float64 { return rounds(1, f)[0] }
+	}
+	kinds := []kind{
+		{"hot", "AccessToken(context.Background())", bench(hot(bg))},
+		{"hot_cancellable", "AccessToken(ctx with cancel)", bench(hot(ctx))},
+		{"hot_parallel", fmt.Sprintf("AccessToken, %d goroutines", runtime.GOMAXPROCS(0)), bench(func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := src.AccessToken(bg); err != nil {
+						die("hot parallel", err)
+					}
+				}
+			})
+		})},
+		{"c_hot", "C ABI hot path from C", func() float64 {
+			ns, err := cHot(os.Args[1], "hot", 1_000_000)
 			if err != nil {
-				die("peer", err)
+				die("C baseline", err)
 			}
-			sink += len(t)
+			return ns
+		}},
+		{"cgo_call", "one empty cgo call", bench(emptyCall)},
+		{"peer", "peer: Mutex+Flock+read+parse", bench(func(b *testing.B) {
+			for b.Loop() {
+				t, err := p.token()
+				if err != nil {
+					die("peer", err)
+				}
+				sink += len(t)
+			}
+		})},
+	}
+	samples := map[string][]float64{}
+	for range nRounds {
+		for _, k := range kinds {
+			samples[k.id] = append(samples[k.id], k.round())
 		}
-	}))
+	}
+	for _, k := range kinds {
+		results[k.id] = summarize(k.label, samples[k.id])
+	}
 	_ = p.lock.Close()
 	_ = src.Close()
 
