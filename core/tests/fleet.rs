@@ -698,19 +698,10 @@ fn a_wrong_password_is_an_invalid_argument_that_does_not_show_it() {
     );
 }
 
-#[test]
-fn a_holder_whose_session_ended_cannot_commit() {
-    let Some(loc) = pg_only() else { return };
-    let store = loc.store();
-    save_expired(&store, "k");
-    let before = loc.raw(&store, "k").unwrap();
-    let backend = loc.backend();
-    let key = oauth_lock::Key::new("k").unwrap();
-    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
-    let (mut record, _) = held.read().unwrap().unwrap();
-    // The server ends the holder's session (what B does to a vanished holder).
-    // Only this lock's holder: other tests hold locks of their own meanwhile.
-    let id = format!("oauth-lock:{}:k", loc.schema);
+/// Ends the session holding `key`'s lock in `loc`'s schema, as the server does to a holder
+/// past B or at a restart (only that one: other tests hold locks of their own meanwhile).
+fn end_holder_session(loc: &Loc, key: &str) {
+    let id = format!("oauth-lock:{}:{key}", loc.schema);
     let ended = loc.sql(move |c| {
         Box::pin(async move {
             c.query_one(
@@ -724,18 +715,77 @@ fn a_holder_whose_session_ended_cannot_commit() {
             .get::<_, i64>(0)
         })
     });
-    assert!(ended >= 1);
+    assert_eq!(ended, 1);
     std::thread::sleep(Duration::from_millis(200));
+}
+
+#[test]
+fn a_holder_whose_session_ended_cannot_commit_over_a_later_writer() {
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save_expired(&store, "k");
+    let backend = loc.backend();
+    let key = oauth_lock::Key::new("k").unwrap();
+    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    let (mut record, _) = held.read().unwrap().unwrap();
+    end_holder_session(&loc, "k");
+    // The lock is free: another writer takes it and commits.
+    save(
+        &store,
+        "k",
+        json!({"access_token": "at-other", "refresh_token": "rt-other", "expires_in": 3600}),
+    );
+    let after_other = loc.raw(&store, "k").unwrap();
+    // The old holder's commit is fenced: it does not land over the other's.
     record.stamp(record.generation, 0);
     let e = held.write(&record).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Io, "{e}");
-    assert_eq!(loc.raw(&store, "k").unwrap(), before);
+    assert_eq!(loc.raw(&store, "k").unwrap(), after_other);
     drop(held);
-    // And the lock is free for the others.
-    let source = store
-        .source_with("k", Rotating::new("rt-0", Duration::ZERO).as_refresher())
-        .unwrap();
-    assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+    assert_eq!(
+        store
+            .source("k")
+            .unwrap()
+            .access_token_blocking()
+            .unwrap()
+            .value(),
+        "at-other"
+    );
+}
+
+#[test]
+fn a_holder_whose_session_ended_commits_on_a_new_one_when_nobody_wrote() {
+    // A restart or a cut connection before B: the answer the provider gave is not lost.
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save_expired(&store, "k");
+    let backend = loc.backend();
+    let key = oauth_lock::Key::new("k").unwrap();
+    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    let (mut record, _) = held.read().unwrap().unwrap();
+    end_holder_session(&loc, "k");
+    record.stamp(record.generation, 0);
+    held.write(&record).unwrap();
+    assert_eq!(loc.record(&store, "k")["generation"], 2);
+    // It holds the lock again meanwhile: others wait for it.
+    let e = store
+        .save_blocking(
+            "k",
+            Credential::from_json(&json!({"access_token": "a", "refresh_token": "r"})).unwrap(),
+            SaveOptions {
+                write_lock_timeout: Duration::from_millis(200),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Busy, "{e}");
+    drop(held);
+    save(
+        &store,
+        "k",
+        json!({"access_token": "a", "refresh_token": "r"}),
+    );
+    assert_eq!(loc.record(&store, "k")["generation"], 3);
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! Connect to PostgreSQL directly, or through a proxy in session mode.
 
 use super::{check_key, with_place, Backend, Committed, Location, Locked, Placement, Version};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, ErrorCode, Result};
 use crate::key::Key;
 use crate::record::Record;
 use crate::runtime;
@@ -1158,6 +1158,7 @@ impl Backend for PgBackend {
                 started.elapsed()
             },
             seen: Seen::Unknown,
+            taken_at: Instant::now(),
         }))
     }
 
@@ -1205,6 +1206,20 @@ struct PgLocked {
     epoch: u64,
     waited: Duration,
     seen: Seen,
+    /// When the lock was taken: past `B` a holder abandons what it has (DESIGN.md §10).
+    taken_at: Instant,
+}
+
+/// Why a commit did not happen, and whether the lock's session is gone with it.
+struct Failed {
+    error: Error,
+    session_lost: bool,
+}
+
+/// Whether `e` says the session ended (a restart, a terminated backend, a cut connection).
+fn session_lost(e: &tokio_postgres::Error) -> bool {
+    const ENDED: [&str; 4] = ["57P01", "57P02", "57P03", "57P05"];
+    e.is_closed() || e.code().is_some_and(|c| ENDED.contains(&c.code()))
 }
 
 impl PgLocked {
@@ -1234,11 +1249,12 @@ impl PgLocked {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
         generation: u64,
-    ) -> Result<Option<i64>> {
+    ) -> std::result::Result<Option<i64>, Failed> {
         let b = &self.backend;
         let client = self.client();
         let fail = |e: tokio_postgres::Error| {
-            let why = if e.is_closed() {
+            let lost = session_lost(&e) || client.is_closed();
+            let why = if lost {
                 format!(
                     "the lock's database session ended (fenced: not committed): {}",
                     db_message(&e)
@@ -1246,7 +1262,10 @@ impl PgLocked {
             } else {
                 db_message(&e)
             };
-            self.commit_error(op, why)
+            Failed {
+                error: self.commit_error(op, why),
+                session_lost: lost,
+            }
         };
         client.batch_execute("BEGIN").await.map_err(fail)?;
         let done = async {
@@ -1278,6 +1297,49 @@ impl PgLocked {
                 Err(fail(e))
             }
         }
+    }
+}
+
+impl PgLocked {
+    /// Takes the lock again on a new session (the old one ended), waiting at most what is
+    /// left of `B`; a server that is restarting is retried meanwhile.
+    fn relock(&mut self) -> Result<()> {
+        let b = self.backend.clone();
+        let id = b.lock_id(&self.key);
+        let deadline = self.taken_at + HOLDER_BOUND;
+        let client = wait(async {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::transient(
+                        "the lock could not be taken again within B",
+                    ));
+                }
+                let attempt = async {
+                    let client = b.lock_session().await?;
+                    let ms = left.as_millis().clamp(1, i32::MAX as u128);
+                    let taken = async {
+                        client
+                            .batch_execute(&format!("SET lock_timeout = {ms}"))
+                            .await?;
+                        client
+                            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&id])
+                            .await
+                    }
+                    .await;
+                    taken
+                        .map(|_| client)
+                        .map_err(|e| b.db_error("taking the lock again", &e))
+                };
+                match attempt.await {
+                    Ok(client) => return Ok(client),
+                    Err(e) if e.code() == ErrorCode::InvalidArgument => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })?;
+        self.client = Some(client);
+        Ok(())
     }
 }
 
@@ -1314,38 +1376,58 @@ impl Locked for PgLocked {
         let generation = i64::try_from(record.generation).unwrap_or(i64::MAX);
         let t = b.table();
         let s = &b.config.schema;
-        let key = self.key.as_str();
-        let stamp = match self.seen {
-            Seen::Row(stamp) => wait(self.commit(
-                "writing the record",
-                &format!(
+        let key = self.key.as_str().to_owned();
+        let seen = self.seen;
+        let seen_stamp = match seen {
+            Seen::Row(stamp) => stamp,
+            _ => 0,
+        };
+        let (sql, params): (String, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match seen {
+            // Fenced on the row as this holder read it.
+            Seen::Row(_) => (
+                format!(
                     "UPDATE {t} SET record = $2, generation = $3, stamp = nextval('{s}.stamps'), \
                      updated_at = now() WHERE key = $1 AND stamp = $4 RETURNING stamp"
                 ),
-                &[&key, &text, &generation, &stamp],
-                record.generation,
-            )),
-            Seen::Absent => wait(self.commit(
-                "writing the record",
-                &format!(
+                vec![&key, &text, &generation, &seen_stamp],
+            ),
+            // Fenced on there being no row, as this holder read it.
+            Seen::Absent => (
+                format!(
                     "INSERT INTO {t} (key, record, generation) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO NOTHING RETURNING stamp"
                 ),
-                &[&key, &text, &generation],
-                record.generation,
-            )),
-            Seen::Unknown => wait(self.commit(
-                "writing the record",
-                &format!(
+                vec![&key, &text, &generation],
+            ),
+            // Not read under this lock: replaces whatever is there (the lock is the fence).
+            Seen::Unknown => (
+                format!(
                     "INSERT INTO {t} (key, record, generation) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record, \
                      generation = EXCLUDED.generation, stamp = nextval('{s}.stamps'), \
                      updated_at = now() RETURNING stamp"
                 ),
-                &[&key, &text, &generation],
-                record.generation,
-            )),
-        }?;
+                vec![&key, &text, &generation],
+            ),
+        };
+        let op = "writing the record";
+        let stamp = match wait(self.commit(op, &sql, &params, record.generation)) {
+            Ok(stamp) => stamp,
+            // The lock's session ended under this holder (a server restart, a dropped
+            // connection) before B: it takes the lock again on a new session and makes the
+            // same write, which lands only if nobody wrote since its read (the fence is the
+            // condition, not the session). A refresh the provider answered is not lost to a
+            // restart that way.
+            Err(f)
+                if f.session_lost
+                    && seen != Seen::Unknown
+                    && self.taken_at.elapsed() < HOLDER_BOUND =>
+            {
+                self.relock().map_err(|_| f.error)?;
+                wait(self.commit(op, &sql, &params, record.generation)).map_err(|f| f.error)?
+            }
+            Err(f) => return Err(f.error),
+        };
         let Some(stamp) = stamp else {
             return Err(self.commit_error(
                 "writing the record",
@@ -1367,7 +1449,8 @@ impl Locked for PgLocked {
         let b = self.backend.clone();
         let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
         let key = self.key.as_str();
-        let removed = wait(self.commit("removing the record", &sql, &[&key], 0))?;
+        let removed =
+            wait(self.commit("removing the record", &sql, &[&key], 0)).map_err(|f| f.error)?;
         self.seen = Seen::Absent;
         b.remember(&self.key, None);
         Ok(removed.is_some())
@@ -1403,7 +1486,6 @@ impl Drop for PgLocked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
 
     #[test]
     fn a_url_is_shown_without_its_password() {
