@@ -277,10 +277,13 @@ class TokenSource(_native.TokenSource):
 
 
 class Store:
-    """A directory of credentials shared by every process that opens it.
+    """A store of credentials shared by every process that opens it.
 
-    ``path`` defaults to ``$OAUTH_LOCK_DIR``, else the platform state directory
-    (``~/.local/state/oauth-lock`` on Linux); it is created 0700.
+    ``path`` is a store location, handed to the core as it is: a directory (created 0700),
+    or a ``postgresql://user@host/db`` URL for machines that share a credential (DESIGN.md
+    §10; the password from the URL or ``$PGPASSWORD``, never shown). It defaults to
+    ``$OAUTH_LOCK_STORE``, else ``$OAUTH_LOCK_DIR``, else the platform state directory
+    (``~/.local/state/oauth-lock`` on Linux).
 
     >>> import oauth_lock, tempfile
     >>> store = oauth_lock.Store(tempfile.mkdtemp())
