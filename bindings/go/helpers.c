@@ -3,8 +3,11 @@
 
 #include "_cgo_export.h"
 
-ol_result ol_source_call(const oauth_lock_source *source, int which, uint64_t arg,
-                         const char *text, const oauth_lock_token *last) {
+ol_result ol_source_call(uintptr_t source_, int which, uint64_t arg, uintptr_t text_,
+                         uintptr_t last_) {
+  const oauth_lock_source *source = (const oauth_lock_source *)source_;
+  const char *text = (const char *)text_;
+  const oauth_lock_token *last = (const oauth_lock_token *)last_;
   ol_result r = {0};
   switch (which) {
     case OL_ACCESS_TOKEN:

@@ -264,11 +264,12 @@ func (t *TokenSource) wait(ctx context.Context, op string, which C.int, arg uint
 // call makes one source call (the caller holds a reference on t.h).
 func (t *TokenSource) call(which C.int, arg uint64, text *C.char) (AccessToken, error) {
 	e := t.last.Load()
-	var last *C.oauth_lock_token
+	var last C.uintptr_t
 	if e != nil {
-		last = e.ptr
+		last = C.uintptr_t(uintptr(unsafe.Pointer(e.ptr)))
 	}
-	r := C.ol_source_call(t.ptr, which, C.uint64_t(arg), text, last)
+	r := C.ol_source_call(C.uintptr_t(uintptr(unsafe.Pointer(t.ptr))), which, C.uint64_t(arg),
+		C.uintptr_t(uintptr(unsafe.Pointer(text))), last)
 	if r.code != 0 {
 		return AccessToken{}, lastErrorOf(r.code, r.string)
 	}
