@@ -13,7 +13,7 @@ import (
 )
 
 // Store is a store of credentials shared by every thread and process that opens it: a
-// directory of records (DESIGN.md §3). Safe for use by any number of goroutines at once.
+// directory of records (DESIGN.md §3) or a PostgreSQL database (§10). Safe for use by any number of goroutines at once.
 //
 // Ownership: a Store holds a library handle; Close releases it (safe to call twice, and
 // while calls are still running: the handle is freed when the last of them returns; a store
@@ -40,13 +40,14 @@ func setUpOnce() {
 	})
 }
 
-// Open opens the store at location: a directory (created with mode 0700 if missing), or ""
-// for the default store ($OAUTH_LOCK_DIR, else $XDG_STATE_HOME/oauth-lock, i.e.
-// ~/.local/state/oauth-lock). The location is handed to the library as it is, so the
-// locations it learns (a postgresql:// URL once the fleet store, DESIGN.md §10, is in the
-// C ABI) work here unchanged.
+// Open opens the store at location: a directory (created with mode 0700 if missing), a
+// postgresql://user@host:port/database URL (the fleet store, DESIGN.md §10: the password
+// from the URL or PGPASSWORD, never in a message; connected at first use), or "" for the
+// default store ($OAUTH_LOCK_STORE, else $OAUTH_LOCK_DIR, else $XDG_STATE_HOME/oauth-lock,
+// i.e. ~/.local/state/oauth-lock). The location is handed to the library as it is.
 //
-// Errors: Io (the directory cannot be created or opened), InvalidArgument.
+// Errors: Io (the directory cannot be created or opened), InvalidArgument (a malformed URL,
+// an unknown sslmode, no home directory for the default).
 func Open(location string) (*Store, error) {
 	setUpOnce()
 	var dir *C.char
@@ -85,7 +86,8 @@ func (s *Store) stringCall(call func() C.ol_result) (string, error) {
 	return C.GoString(r.string), nil
 }
 
-// Dir is the store's directory (canonical path).
+// Dir is the store's location: its directory (canonical path), or its URL without the
+// password.
 func (s *Store) Dir() (string, error) {
 	return s.stringCall(func() C.ol_result { return C.ol_store_dir(s.ptr) })
 }
