@@ -59,11 +59,6 @@ fleet_net_up() {
   FLEET_NS=${FLEET_NS# }
   FLEET_HOSTS=${FLEET_HOSTS# }
   export FLEET_NET_ID FLEET_BRIDGE FLEET_BRIDGE_IP FLEET_NS FLEET_HOSTS
-  # Every host reaches the bridge address (where PostgreSQL and the provider listen).
-  for ns in $FLEET_NS; do
-    ip netns exec "$ns" ping -c1 -W2 "$FLEET_BRIDGE_IP" >/dev/null 2>&1 ||
-      ip netns exec "$ns" bash -c "exec 3<>/dev/tcp/$FLEET_BRIDGE_IP/1" 2>/dev/null || true
-  done
 }
 
 fleet_net_down() {

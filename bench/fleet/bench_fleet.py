@@ -1,0 +1,229 @@
+"""Fleet store benchmarks (issue 15): figures, not tests. Run by scripts/bench-fleet, which
+makes the three hosts (network namespaces on a bridge) and the PostgreSQL on the bridge
+(tests/fleet_hosts/hosts.sh) and passes them in the environment.
+
+- hand-off across hosts: a holder on host 1 refreshes under the lock (a callback refresher,
+  tests/fleet_hosts/workers/holder.py) while `oauth-lock probe` processes on hosts 2 and 3
+  are blocked on the lock in the server (seen in pg_locks as not granted); the holder is let
+  go; from the moment its refresher answers (the commit, the release follow) to each blocked
+  caller's return with the new token. p50 / p99 over the rounds.
+- full refresh against the strict mock: one long-lived process on host 1 calls
+  access_token() just past expiry (1 s tokens), each call one refresh and commit; the
+  PostgreSQL store beside the file store (a directory on that host), same process kind.
+- hot path: `oauth-lock worker` (Rust, one thread, a 1 h token: every call answered in
+  process) on each store; p50 of its latency sample.
+- refreshes per rotation: 3 hosts × 4 `oauth-lock worker` processes (2 threads each) on one
+  credential with 1 s tokens for FLEET_BENCH_SECONDS (15): refreshes at the mock / rotations
+  in the store.
+
+Prints a table; writes the figures as JSON to argv[1] if given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fleet_hosts"))
+
+import fleet  # noqa: E402
+from fleet import Mock, Runner  # noqa: E402
+
+ROUNDS = int(os.environ.get("FLEET_BENCH_ROUNDS", "30"))
+SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "15"))
+
+
+def ms(ns: float) -> str:
+    return f"{ns / 1e6:.2f} ms"
+
+
+def p(values: List[float], q: float) -> float:
+    v = fleet.percentile(values, q)
+    assert v is not None
+    return v
+
+
+def waiting_on_lock() -> int:
+    return int(fleet.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+
+
+def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    mock = Mock(logs)
+    try:
+        store, key = fleet.store_url("bench_handoff"), "bench:handoff"
+        fleet.log_in(run, hs[0], mock, store, key)
+        samples: List[float] = []
+        from_return: List[float] = []
+        for i in range(ROUNDS):
+            time.sleep(1.1)  # the record's token (1 s) is stale: the holder refreshes
+            tmp = Path(tempfile.mkdtemp(dir=logs))
+            marker, go = tmp / "holding", tmp / "go"
+            holder = run.start(hs[0], "holder", [
+                sys.executable, str(fleet.WORKERS / "holder.py"), store, key, str(marker), str(go), "1",
+            ])
+            deadline = time.monotonic() + 30
+            while not (marker.exists() and marker.read_text().strip()):
+                assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
+                time.sleep(0.005)
+            waiters = [run.start(h, "waiter", [fleet.cli(), "--store", store, "probe", key]) for h in hs[1:]]
+            deadline = time.monotonic() + 30
+            while waiting_on_lock() < len(waiters):
+                assert time.monotonic() < deadline, "the waiters never blocked on the lock"
+                time.sleep(0.01)
+            go.write_text("go")
+            assert holder.wait(60) == 0, holder.stderr()
+            h = holder.report()
+            assert h and h["ok"], h
+            for w in waiters:
+                assert w.wait(60) == 0, w.stderr()
+                r = w.report()
+                assert r and r["error"] is None and r["generation"] == h["generation"], (r, h)
+                samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
+                from_return.append(int(r["returned_ns"]) - int(h["returned_ns"]))
+        stats = mock.stats()
+        assert stats["replays"] == 0, stats
+        return {
+            "rounds": ROUNDS,
+            "waiters": len(samples),
+            "p50_ns": p(samples, 0.5),
+            "p99_ns": p(samples, 0.99),
+            "after_holder_returned_p50_ns": p(from_return, 0.5),
+        }
+    finally:
+        mock.close()
+
+
+REFRESH_LOOP = """
+import json, sys, time, oauth_lock
+store, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+source = oauth_lock.Store(store).source(key)
+g = source.access_token().generation
+out = []
+for _ in range(n):
+    time.sleep(1.05)  # past the 1 s token: the next call refreshes
+    t = time.perf_counter_ns()
+    tok = source.access_token()
+    out.append(time.perf_counter_ns() - t)
+    assert tok.generation == g + 1, (tok.generation, g)
+    g = tok.generation
+print(json.dumps(out))
+"""
+
+
+def full_refresh(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    mock = Mock(logs)
+    out: Dict[str, Any] = {}
+    try:
+        n = max(5, ROUNDS // 3)
+        for name, store in (("postgres", fleet.store_url("bench_refresh")), ("directory", str(logs / "dir-refresh"))):
+            key = f"bench:refresh-{name}"
+            fleet.log_in(run, hs[0], mock, store, key)
+            d = run.run(hs[0], f"refresh-{name}", [sys.executable, "-c", REFRESH_LOOP, store, key, str(n)], timeout=300)
+            assert d.rc == 0, d.stderr
+            values = json.loads(d.stdout.strip().splitlines()[-1])
+            out[name] = {"n": len(values), "p50_ns": p(values, 0.5), "p99_ns": p(values, 0.99)}
+        stats = mock.stats()
+        assert stats["replays"] == 0, stats
+        return out
+    finally:
+        mock.close()
+
+
+def hot_path(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    mock = Mock(logs, lifetime="1h")
+    out: Dict[str, Any] = {}
+    try:
+        for name, store in (("postgres", fleet.store_url("bench_hot")), ("directory", str(logs / "dir-hot"))):
+            key = f"bench:hot-{name}"
+            fleet.log_in(run, hs[0], mock, store, key)
+            d = run.run(hs[0], f"hot-{name}", [
+                fleet.cli(), "--store", store, "worker", "--key", key, "--duration", "3s", "--threads", "1",
+            ], timeout=60)
+            assert d.rc == 0, d.stderr
+            r = json.loads(d.stdout.strip().splitlines()[-1])
+            assert not r["errors"], r
+            lat = r["latencies_ns"][1:]  # the first call reads the store
+            out[name] = {"calls": r["calls"], "p50_ns": p(lat, 0.5), "p99_ns": p(lat, 0.99)}
+        return out
+    finally:
+        mock.close()
+
+
+def per_rotation(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    mock = Mock(logs)
+    try:
+        store, key = fleet.store_url("bench_rotation"), "bench:rotation"
+        fleet.log_in(run, hs[0], mock, store, key)
+        gen0 = fleet.status(run, hs[0], store, key)["generation"]
+        procs = [
+            run.start(h, "worker", [
+                fleet.cli(), "--store", store, "worker", "--key", key, "--duration", f"{SECONDS:g}s",
+                "--threads", "2", "--resource", mock.url + "/resource",
+            ])
+            for h in hs for _ in range(4)
+        ]
+        calls = 0
+        errors: Dict[str, int] = {}
+        for pr in procs:
+            assert pr.wait(SECONDS + 120) == 0, pr.stderr()
+            r = pr.report()
+            assert r is not None
+            calls += r["calls"]
+            for k, v in r["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        gen1 = fleet.status(run, hs[0], store, key)["generation"]
+        stats = mock.stats()
+        rotations = gen1 - gen0
+        return {
+            "processes": len(procs),
+            "seconds": SECONDS,
+            "calls": calls,
+            "errors": errors,
+            "refreshes": stats["refreshes"],
+            "rotations": rotations,
+            "replays": stats["replays"],
+            "refreshes_per_rotation": stats["refreshes"] / rotations if rotations else None,
+        }
+    finally:
+        mock.close()
+
+
+def main() -> int:
+    hs = fleet.hosts()
+    logs = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    run = Runner(logs)
+    figures: Dict[str, Any] = {}
+    figures["hand_off"] = hand_off(run, hs, logs)
+    figures["full_refresh"] = full_refresh(run, hs, logs)
+    figures["hot_path"] = hot_path(run, hs, logs)
+    figures["per_rotation"] = per_rotation(run, hs, logs)
+    password = fleet.env("FLEET_PG_PASSWORD")
+    leaked = [str(x) for x in fleet.LOGS if x.exists() and password in x.read_text(errors="replace")]
+    assert not leaked, f"the password appears in {leaked}"
+
+    h, f, hot, rot = figures["hand_off"], figures["full_refresh"], figures["hot_path"], figures["per_rotation"]
+    print("\nfleet store benchmarks (3 hosts = network namespaces on a bridge; PostgreSQL and the mock on it)")
+    print(f"hand-off across hosts (holder on host 1 → {h['waiters']} blocked callers on hosts 2-3, {h['rounds']} rounds): "
+          f"p50 {ms(h['p50_ns'])}, p99 {ms(h['p99_ns'])} (from the holder's call returning: p50 {ms(h['after_holder_returned_p50_ns'])})")
+    for name in ("postgres", "directory"):
+        print(f"full refresh against the mock, {name} store: p50 {ms(f[name]['p50_ns'])}, p99 {ms(f[name]['p99_ns'])} ({f[name]['n']} refreshes)")
+    for name in ("postgres", "directory"):
+        print(f"hot path (Rust, cached token), {name} store: p50 {hot[name]['p50_ns']:.0f} ns, p99 {hot[name]['p99_ns']:.0f} ns ({hot[name]['calls']} calls)")
+    print(f"refreshes per rotation, 3 hosts × 4 processes × 2 threads, {rot['seconds']:g} s of 1 s tokens: "
+          f"{rot['refreshes']} refreshes / {rot['rotations']} rotations = {rot['refreshes_per_rotation']:.2f}, "
+          f"replays {rot['replays']}, {rot['calls']} calls, errors {rot['errors'] or 'none'}")
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
