@@ -394,6 +394,40 @@ static void store_new_and_dir(void) {
   oauth_lock_store_free(s);
 }
 
+/* The fleet store (DESIGN.md §10): the location is a string the core parses. A bad URL is
+ * InvalidArgument that never shows the password; with OAUTH_LOCK_TEST_PG_URL (scripts/pg-cluster)
+ * a save and a token on PostgreSQL. Under CI=true a missing server fails. */
+static void a_postgresql_location(void) {
+  oauth_lock_store *s = (oauth_lock_store *)0x1;
+  CHECK_CODE(oauth_lock_store_new("postgresql://u:hunter2@127.0.0.1/d?sslmode=sometimes", &s),
+             OAUTH_LOCK_INVALID_ARGUMENT, "sslmode");
+  CHECK(strstr(last_error(), "hunter2") == NULL);
+  CHECK(s == (oauth_lock_store *)0x1);
+  const char *url = getenv("OAUTH_LOCK_TEST_PG_URL");
+  if (url == NULL || *url == '\0') {
+    const char *ci = getenv("CI");
+    if (ci != NULL && strcmp(ci, "true") == 0) FAIL("CI=true and OAUTH_LOCK_TEST_PG_URL is unset");
+    return;
+  }
+  char loc[4096];
+  snprintf(loc, sizeof loc, "%s&schema=c_%d", url, (int)getpid());
+  CHECK_OK(oauth_lock_store_new(loc, &s));
+  CHECK_OK(oauth_lock_store_save(s, "c:fleet", FRESH, 0));
+  oauth_lock_source *src = NULL;
+  CHECK_OK(oauth_lock_source_new(s, "c:fleet", NULL, &src));
+  oauth_lock_token *t = NULL;
+  CHECK_OK(oauth_lock_source_access_token(src, &t));
+  CHECK(strcmp(oauth_lock_token_value(t), "at-fresh") == 0);
+  char *d = NULL;
+  CHECK_OK(oauth_lock_store_dir(s, &d));
+  CHECK_STR(d, "postgresql://oauth_lock@");
+  CHECK(strstr(d, ":") != NULL && strstr(url, d) == NULL); /* shown without the password */
+  oauth_lock_string_free(d);
+  oauth_lock_token_free(t);
+  oauth_lock_source_free(src);
+  oauth_lock_store_free(s);
+}
+
 static void path_of_and_bad_keys(void) {
   char *p = NULL;
   CHECK_OK(oauth_lock_store_path_of(store, "anthropic:work", &p));
@@ -1185,6 +1219,7 @@ int main(int argc, char **argv) {
   RUN(set_client_lang_checks_its_argument);
   RUN(frees_of_null_are_no_ops);
   RUN(store_new_and_dir);
+  RUN(a_postgresql_location);
   RUN(path_of_and_bad_keys);
   RUN(save_and_its_bad_arguments);
   RUN(clear_and_its_bad_arguments);
