@@ -231,7 +231,12 @@ export interface StoreOptions {
 
 /** A directory of credentials shared by every process (and language) that opens it. */
 export declare class Store extends EventEmitter {
-  /** `path`, else `$OAUTH_LOCK_DIR`, else the platform state dir (`~/.local/state/oauth-lock`). */
+  /**
+   * `path` is a store location, handed to the core as it is: a directory, or a
+   * `postgresql://user@host/db` URL for machines that share a credential (DESIGN.md §10; the
+   * password from the URL or `$PGPASSWORD`, never shown). Default: `$OAUTH_LOCK_STORE`, else
+   * `$OAUTH_LOCK_DIR`, else the platform state dir (`~/.local/state/oauth-lock`).
+   */
   constructor(path?: string | null, options?: StoreOptions);
   readonly path: string;
   /** The record file of `key`. */
