@@ -893,3 +893,35 @@ fn tls_is_used_and_verify_full_checks_the_certificate_and_the_host_name() {
         assert!(!e.to_string().contains(&password_of(&loc.location)), "{e}");
     }
 }
+
+#[test]
+fn events_name_the_record_by_its_location_without_the_password() {
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "ev");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let listener = oauth_lock::interop::add_listener(move |e| {
+            if e.key == "ev" {
+                s.lock().unwrap().push(serde_json::to_string(e).unwrap());
+            }
+        });
+        let source = store
+            .source_with("ev", Rotating::new("rt-0", Duration::ZERO).as_refresher())
+            .unwrap();
+        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        oauth_lock::interop::remove_listener(listener);
+        let seen = seen.lock().unwrap();
+        let place = store.path_of("ev").unwrap().display().to_string();
+        assert!(
+            seen.iter().any(|e| e.contains("\"refreshed\"")),
+            "{}: {seen:?}",
+            loc.name
+        );
+        for e in seen.iter() {
+            let v: Value = serde_json::from_str(e).unwrap();
+            assert_eq!(v["path"], place.as_str(), "{}", loc.name);
+            assert!(!e.contains(&password_of(&loc.location)), "{e}");
+        }
+    }
+}
