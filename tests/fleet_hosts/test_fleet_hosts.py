@@ -194,7 +194,7 @@ def test_torture_three_hosts_one_credential(run: Runner, hosts: List[Host], mock
         check(r["calls"] > 0, f"{name} made no call")
         check(not r["errors"], f"{name} errors: {r['errors']}")
     for h in ("h1", "h2", "h3"):
-        for lang in ("cli", "python", "node"):
+        for lang in ("cli", "python", "node", *(("go",) if go_worker() else ())):
             check(f"{h}-{lang}" in reports, f"no report from {h}-{lang}")
     check(side["saves"] == 1 and not side["save_errors"], f"re-login: {side['save_errors']}")
     check(not side["status_errors"], f"status: {side['status_errors'][:3]}")
