@@ -925,3 +925,49 @@ fn events_name_the_record_by_its_location_without_the_password() {
         }
     }
 }
+
+#[test]
+fn waiters_wait_on_the_shared_lock_in_the_server_and_wake_at_the_release() {
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save_expired(&store, "k");
+    let id = format!("oauth-lock:{}:k", loc.schema);
+    helper(&loc.location, "hold", |child| {
+        let provider = Rotating::new("rt-0", Duration::ZERO);
+        let source = store.source_with("k", provider.as_refresher()).unwrap();
+        let t = std::thread::spawn(move || {
+            source.access_token_blocking().map(|t| t.value().to_owned())
+        });
+        // The waiter's session waits for a ShareLock on the key's advisory lock (step 2.3),
+        // not for the exclusive lock.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let id = id.clone();
+            let modes: Vec<String> = loc.sql(move |c| {
+                Box::pin(async move {
+                    c.query(
+                        "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                         AND objsubid = 1 \
+                         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+                        &[&id],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect()
+                })
+            });
+            if !modes.is_empty() {
+                assert_eq!(modes, ["ShareLock"]);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no waiter appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        // Released (the holder died): the waiter re-read, found it still stale, refreshed.
+        assert_eq!(t.join().unwrap().unwrap(), "at-1");
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    });
+}

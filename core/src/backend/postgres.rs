@@ -1162,6 +1162,78 @@ impl Backend for PgBackend {
         }))
     }
 
+    /// The shared wait of DESIGN.md §4 step 2.3 on the server: a shared advisory lock, which
+    /// the holder's exclusive one blocks, so every waiting process (on any machine) wakes at
+    /// the release, takes nothing, and re-reads; only one that still finds the record stale
+    /// queues for the exclusive lock. (A shared request also waits behind an exclusive one
+    /// queued before it: PostgreSQL grants in order.)
+    fn wait_released(
+        &self,
+        key: &Key,
+        timeout: Duration,
+        on_release: crate::lock::OnRelease,
+    ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
+        let backend = self.me.upgrade().expect("a backend in use is alive");
+        let key = key.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let id = backend.lock_id(&key);
+            let client = backend.lock_session().await?;
+            let failed = |e: tokio_postgres::Error| backend.db_error("waiting for the lock", &e);
+            let free: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))",
+                    &[&id],
+                )
+                .await
+                .map_err(failed)?
+                .get(0);
+            if !free {
+                let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+                client
+                    .batch_execute(&format!("SET lock_timeout = {ms}"))
+                    .await
+                    .map_err(failed)?;
+                let waited = client
+                    .execute(
+                        "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))",
+                        &[&id],
+                    )
+                    .await;
+                if let Err(e) = waited {
+                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                        lock(&backend.sessions().idle).push(client);
+                        return Err(Error::Busy {
+                            ctx: Context {
+                                key: Some(key.as_str().to_owned()),
+                                path: Some(backend.place_of(&key)),
+                            },
+                            waited_ms: u64::try_from(started.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                            foreign: None,
+                        });
+                    }
+                    return Err(failed(e));
+                }
+            }
+            // Taken only to learn of the release: given back at once.
+            let released = client
+                .execute(
+                    "SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))",
+                    &[&id],
+                )
+                .await;
+            if released.is_ok() {
+                lock(&backend.sessions().idle).push(client);
+            }
+            if free {
+                return Ok(Duration::ZERO);
+            }
+            on_release();
+            Ok(started.elapsed())
+        })
+    }
+
     fn list(&self) -> Result<Vec<Key>> {
         let sql = format!("SELECT key FROM {} ORDER BY key", self.table());
         let rows = wait(async {
