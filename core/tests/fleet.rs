@@ -641,6 +641,11 @@ fn bad_locations_are_invalid_arguments_that_never_show_the_password() {
         assert!(m.contains(says), "{location}: {m}");
         assert!(!m.contains("hunter2"), "{location}: {m}");
     }
+    // A bad parameter's error names the store as far as its URL parsed.
+    let e = Store::open("postgresql://u:hunter2@h/d?password=hunter2&sslmode=maybe").unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("postgresql://u@h/d"), "{m}");
+    assert!(!m.contains("hunter2"), "{m}");
 }
 
 #[test]

@@ -140,6 +140,22 @@ impl PgConfig {
                  postgresql://user[:password]@host[:port]/database[?schema=…&sslmode=…]"
             ))
         })?;
+        // What a bad parameter's error names: the URL as far as it parsed, never its
+        // password nor its parameters (a `password=` may be among them).
+        let mut named = url.clone();
+        let _ = named.set_password(None);
+        named.set_query(None);
+        named.set_fragment(None);
+        Self::parse_url(&url).map_err(|mut e| {
+            if let Error::InvalidArgument { ctx, .. } = &mut e {
+                ctx.path
+                    .get_or_insert_with(|| PathBuf::from(named.as_str()));
+            }
+            e
+        })
+    }
+
+    fn parse_url(url: &url::Url) -> Result<PgConfig> {
         if !matches!(url.scheme(), "postgresql" | "postgres") {
             return Err(Error::invalid(format!(
                 "a store URL must start with postgresql:// or postgres://, not {}://",
