@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Client};
 
 /// The holder bound `B` of DESIGN.md §10: the server ends a lock holder's session that has
@@ -828,9 +829,11 @@ impl PgBackend {
             self.table()
         );
         let row = client
-            .query_opt(&sql, &[&key.as_str()])
+            .query_typed(&sql, &[(&key.as_str(), Type::TEXT)])
             .await
-            .map_err(|e| self.db_error("reading the record", &e))?;
+            .map_err(|e| self.db_error("reading the record", &e))?
+            .into_iter()
+            .next();
         Ok(row.map(|r| Row {
             text: r.get(0),
             generation: r.get(1),
@@ -895,6 +898,13 @@ fn schema_sql(s: &str) -> String {
          INSERT INTO {s}.meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}') \
          ON CONFLICT (name) DO NOTHING;\n"
     )
+}
+
+/// The boolean a one-row, one-column answer holds (`pg_try_advisory_lock…`).
+fn first_bool(
+    rows: std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    Ok(rows?.first().is_some_and(|r| r.get::<_, bool>(0)))
 }
 
 /// The server's own words for a failure (its message, not the URL we were given).
@@ -1124,13 +1134,14 @@ impl Backend for PgBackend {
             for attempt in 0..2 {
                 let client = self.lock_session().await?;
                 let taken = if timeout.is_zero() {
-                    client
-                        .query_one(
-                            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                            &[&id],
-                        )
-                        .await
-                        .map(|r| r.get::<_, bool>(0))
+                    first_bool(
+                        client
+                            .query_typed(
+                                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                                &[(&id, Type::TEXT)],
+                            )
+                            .await,
+                    )
                 } else {
                     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
                     let set = client
@@ -1138,7 +1149,10 @@ impl Backend for PgBackend {
                         .await;
                     let took = match set {
                         Ok(()) => client
-                            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&id])
+                            .query_typed(
+                                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                                &[(&id, Type::TEXT)],
+                            )
                             .await
                             .map(|_| true),
                         Err(e) => Err(e),
@@ -1196,14 +1210,15 @@ impl Backend for PgBackend {
             let id = backend.lock_id(&key);
             let client = backend.lock_session().await?;
             let failed = |e: tokio_postgres::Error| backend.db_error("waiting for the lock", &e);
-            let free: bool = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))",
-                    &[&id],
-                )
-                .await
-                .map_err(failed)?
-                .get(0);
+            let free = first_bool(
+                client
+                    .query_typed(
+                        "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))",
+                        &[(&id, Type::TEXT)],
+                    )
+                    .await,
+            )
+            .map_err(failed)?;
             if !free {
                 let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
                 client
@@ -1211,9 +1226,9 @@ impl Backend for PgBackend {
                     .await
                     .map_err(failed)?;
                 let waited = client
-                    .execute(
+                    .query_typed(
                         "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))",
-                        &[&id],
+                        &[(&id, Type::TEXT)],
                     )
                     .await;
                 if let Err(e) = waited {
@@ -1234,9 +1249,9 @@ impl Backend for PgBackend {
             }
             // Taken only to learn of the release: given back at once.
             let released = client
-                .execute(
+                .query_typed(
                     "SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))",
-                    &[&id],
+                    &[(&id, Type::TEXT)],
                 )
                 .await;
             if released.is_ok() {
@@ -1335,7 +1350,7 @@ impl PgLocked {
         &self,
         op: &str,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
         generation: u64,
     ) -> std::result::Result<Option<i64>, Failed> {
         let b = &self.backend;
@@ -1357,7 +1372,7 @@ impl PgLocked {
         };
         client.batch_execute("BEGIN").await.map_err(fail)?;
         let done = async {
-            let row = client.query_opt(sql, params).await?;
+            let row = client.query_typed(sql, params).await?.into_iter().next();
             let stamp: Option<i64> = row.map(|r| r.get(0));
             let Some(stamp) = stamp else {
                 return Ok(None);
@@ -1368,7 +1383,10 @@ impl PgLocked {
                 notice(&self.key, Some((generation, stamp)))
             };
             client
-                .execute("SELECT pg_notify($1, $2)", &[&b.channel(), &payload])
+                .query_typed(
+                    "SELECT pg_notify($1, $2)",
+                    &[(&b.channel(), Type::TEXT), (&payload, Type::TEXT)],
+                )
                 .await?;
             client.batch_execute("COMMIT").await?;
             Ok(Some(stamp))
@@ -1411,7 +1429,10 @@ impl PgLocked {
                             .batch_execute(&format!("SET lock_timeout = {ms}"))
                             .await?;
                         client
-                            .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&id])
+                            .query_typed(
+                                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                                &[(&id, Type::TEXT)],
+                            )
                             .await
                     }
                     .await;
@@ -1470,14 +1491,20 @@ impl Locked for PgLocked {
             Seen::Row(stamp) => stamp,
             _ => 0,
         };
-        let (sql, params): (String, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match seen {
+        type Param<'a> = (&'a (dyn tokio_postgres::types::ToSql + Sync), Type);
+        let (sql, params): (String, Vec<Param>) = match seen {
             // Fenced on the row as this holder read it.
             Seen::Row(_) => (
                 format!(
                     "UPDATE {t} SET record = $2, generation = $3, stamp = nextval('{s}.stamps'), \
                      updated_at = now() WHERE key = $1 AND stamp = $4 RETURNING stamp"
                 ),
-                vec![&key, &text, &generation, &seen_stamp],
+                vec![
+                    (&key, Type::TEXT),
+                    (&text, Type::TEXT),
+                    (&generation, Type::INT8),
+                    (&seen_stamp, Type::INT8),
+                ],
             ),
             // Fenced on there being no row, as this holder read it.
             Seen::Absent => (
@@ -1485,7 +1512,11 @@ impl Locked for PgLocked {
                     "INSERT INTO {t} (key, record, generation) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO NOTHING RETURNING stamp"
                 ),
-                vec![&key, &text, &generation],
+                vec![
+                    (&key, Type::TEXT),
+                    (&text, Type::TEXT),
+                    (&generation, Type::INT8),
+                ],
             ),
             // Not read under this lock: replaces whatever is there (the lock is the fence).
             Seen::Unknown => (
@@ -1495,7 +1526,11 @@ impl Locked for PgLocked {
                      generation = EXCLUDED.generation, stamp = nextval('{s}.stamps'), \
                      updated_at = now() RETURNING stamp"
                 ),
-                vec![&key, &text, &generation],
+                vec![
+                    (&key, Type::TEXT),
+                    (&text, Type::TEXT),
+                    (&generation, Type::INT8),
+                ],
             ),
         };
         let op = "writing the record";
@@ -1537,8 +1572,8 @@ impl Locked for PgLocked {
         let b = self.backend.clone();
         let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
         let key = self.key.as_str();
-        let removed =
-            wait(self.commit("removing the record", &sql, &[&key], 0)).map_err(|f| f.error)?;
+        let removed = wait(self.commit("removing the record", &sql, &[(&key, Type::TEXT)], 0))
+            .map_err(|f| f.error)?;
         self.seen = Seen::Absent;
         b.remember(&self.key, None);
         Ok(removed.is_some())
@@ -1561,7 +1596,7 @@ impl Drop for PgLocked {
         let released = wait(async {
             tokio::time::timeout(
                 Duration::from_secs(5),
-                client.execute("SELECT pg_advisory_unlock_all()", &[]),
+                client.batch_execute("SELECT pg_advisory_unlock_all()"),
             )
             .await
         });
