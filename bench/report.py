@@ -1029,6 +1029,28 @@ def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: boo
     return L
 
 
+# Sections written by scripts of their own (scripts/bench-go, scripts/bench-fleet), not rendered
+# here: a full render keeps them as they are, at the end.
+KEPT_SECTIONS = ("## Go", "## Fleet store")
+
+
+def kept_sections(text: str) -> str:
+    """The KEPT_SECTIONS of `text`, each from its heading to the next `## ` heading."""
+    out: List[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() in KEPT_SECTIONS:
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("## "):
+                j += 1
+            out.append("\n".join(lines[i:j]).rstrip("\n"))
+            i = j
+        else:
+            i += 1
+    return "\n\n".join(out) + ("\n" if out else "")
+
+
 def splice_waiters(section: List[str]) -> None:
     """Replaces (or adds, before "## The demo") the waiters section of docs/BENCHMARKS.md,
     leaving the rest as it was rendered: for a run of ./scripts/bench-waiters alone."""
@@ -1061,7 +1083,10 @@ def main() -> None:
         sys.exit(f"no results in {results_dir}: run ./scripts/bench (or a scripts/bench-<lang>) first")
     DOCS.mkdir(exist_ok=True)
     plot(langs, DOCS / PLOT)
-    (DOCS / "BENCHMARKS.md").write_text(benchmarks_md(langs, contention, run, waiters))
+    text = benchmarks_md(langs, contention, run, waiters)
+    old = DOCS / "BENCHMARKS.md"
+    kept = kept_sections(old.read_text()) if old.exists() else ""
+    (DOCS / "BENCHMARKS.md").write_text(text.rstrip("\n") + ("\n\n" + kept if kept else "\n"))
     write_readme(readme_region(langs, contention))
     print(f"wrote docs/BENCHMARKS.md, docs/{PLOT} and the README's bench region from {results_dir}")
 
