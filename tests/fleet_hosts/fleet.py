@@ -137,7 +137,7 @@ class Mock:
         bridge = env("FLEET_BRIDGE_IP")
         port = free_port(bridge)
         self.bridge_url = f"http://{bridge}:{port}"
-        self.relays = [
+        self.relays: "List[subprocess.Popen[bytes]]" = [
             subprocess.Popen(
                 [
                     "socat",
@@ -168,7 +168,8 @@ class Mock:
         return stats
 
     def close(self) -> None:
-        for p in (*self.relays, self.proc):
+        procs: "List[subprocess.Popen[Any]]" = [*self.relays, self.proc]
+        for p in procs:
             p.terminate()
             try:
                 p.wait(timeout=10)

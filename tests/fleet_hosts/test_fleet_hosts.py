@@ -77,8 +77,11 @@ def mock(logs: Path) -> Iterator[Mock]:
 
 
 def report_line(what: str) -> None:
-    sys.__stdout__.write(what + "\n")
-    sys.__stdout__.flush()
+    """Straight to the terminal, past pytest's capture (the run's figures)."""
+    out = sys.__stdout__
+    if out is not None:
+        out.write(what + "\n")
+        out.flush()
 
 
 # ---- 1. torture ------------------------------------------------------------------------------
@@ -230,6 +233,17 @@ def probe(run: Runner, host: Host, store: str, key: str, name: str) -> Proc:
     return run.start(host, name, [fleet.cli(), "--store", store, "probe", key])
 
 
+def tokens_of(probes: List[Proc]) -> List[Dict[str, Any]]:
+    """The probes' reports, each a token (they may wait up to the bound B and more)."""
+    reports = []
+    for o in probes:
+        assert o.wait(timeout=HOLDER_BOUND_S + 30) == 0, o.stderr()
+        r = o.report()
+        assert r is not None and r["error"] is None, r
+        reports.append(r)
+    return reports
+
+
 def no_lock_left() -> None:
     deadline = time.monotonic() + 5
     while fleet.advisory_locks() and time.monotonic() < deadline:
@@ -251,12 +265,7 @@ def test_holder_sigkilled_while_holding(run: Runner, hosts: List[Host], mock: Mo
     killed_ns = time.time_ns()
     os.kill(pid, signal.SIGKILL)
     holder.wait(timeout=10)
-    reports = []
-    for o in others:
-        assert o.wait(timeout=HOLDER_BOUND_S + 30) == 0, o.stderr()
-        r = o.report()
-        assert r is not None and r["error"] is None, r
-        reports.append(r)
+    reports = tokens_of(others)
     after = [(int(r["returned_ns"]) - killed_ns) / 1e9 for r in reports]
     stats = mock.stats()
     gen1 = fleet.status(run, hosts[2], store, key)["generation"]
@@ -282,12 +291,7 @@ def test_holder_host_cut_off_while_holding(run: Runner, hosts: List[Host], mock:
     hosts[0].link(up=False)
     try:
         others = [probe(run, h, store, key, f"h{i}-probe") for i, h in ((2, hosts[1]), (3, hosts[2]))]
-        reports = []
-        for o in others:
-            assert o.wait(timeout=HOLDER_BOUND_S + 30) == 0, o.stderr()
-            r = o.report()
-            assert r is not None and r["error"] is None, r
-            reports.append(r)
+        reports = tokens_of(others)
         went_on = [(int(r["returned_ns"]) - cut_ns) / 1e9 for r in reports]
     finally:
         hosts[0].link(up=True)
