@@ -6,6 +6,7 @@ mod demo;
 mod mirrors;
 mod mock_server;
 mod probe;
+mod sys;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

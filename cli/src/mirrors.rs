@@ -78,10 +78,14 @@ pub fn keepalive(dir: Option<PathBuf>, a: KeepaliveArgs) -> Outcome {
         .build()
         .map_err(|e| Failure::Other(e.to_string()))?;
     rt.block_on(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| Failure::Other(e.to_string()))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::Other(e.to_string()))?;
+        // Installed before the first pass, so that a signal during it is not missed.
+        let stop = crate::sys::stop_requested();
+        tokio::pin!(stop);
+        // Polled once now: the handlers are installed on the first poll.
+        if let std::task::Poll::Ready(r) = futures_poll_once(stop.as_mut()).await {
+            r.map_err(|e| Failure::Other(e.to_string()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         eprintln!(
             "keepalive: refreshing {} ahead of expiry, checking at least every {}",
             humantime::format_duration(a.ahead),
@@ -120,8 +124,7 @@ pub fn keepalive(dir: Option<PathBuf>, a: KeepaliveArgs) -> Outcome {
             };
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                _ = &mut stop => break,
             }
         }
         eprintln!("keepalive: stopped");
@@ -167,4 +170,13 @@ fn describe(action: &KeepaliveAction) -> String {
         }
         KeepaliveAction::Failed(e) => format!("error[{}]: {e}; trying again later", e.code()),
     }
+}
+
+/// Polls `fut` once (installing what its first poll installs) without waiting for it.
+async fn futures_poll_once<F: std::future::Future + Unpin>(fut: F) -> std::task::Poll<F::Output> {
+    let mut fut = fut;
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(std::pin::Pin::new(&mut fut), cx))
+    })
+    .await
 }

@@ -202,19 +202,7 @@ pub async fn run(opts: MockOptions) -> io::Result<()> {
 }
 
 async fn stop_signal() -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted,
-            _ = terminate.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
+    crate::sys::stop_requested().await
 }
 
 /// What every handler shares.

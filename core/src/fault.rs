@@ -42,8 +42,7 @@ pub(crate) fn hit(point: &'static str) {
             None => std::thread::sleep(Duration::from_secs(60)),
         }
     }
-    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
-    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    crate::sys::kill_self();
     // SIGKILL is delivered before kill() returns to a single-threaded caller, but other
     // threads may run a moment longer; this one must not go on past the point.
     loop {

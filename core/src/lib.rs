@@ -46,6 +46,7 @@ pub mod refresher;
 mod runtime;
 mod secret;
 mod store;
+mod sys;
 mod tokens;
 
 pub use backend::Location;

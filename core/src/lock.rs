@@ -1,6 +1,14 @@
-//! The cross-process lock on `<stem>.lock`: an exclusive `flock` (fs4) whose wait blocks in
-//! the kernel on a dedicated thread, so a waiter wakes the moment the holder releases, with
-//! a deadline that gives `Busy`. Also the fork hygiene of DESIGN.md §4.
+//! The cross-process lock on `<stem>.lock`: an exclusive `flock` (fs4; `LockFileEx` over the
+//! whole file on Windows) whose wait blocks in the kernel on a dedicated thread, so a waiter
+//! wakes the moment the holder releases, with a deadline that gives `Busy`. Also the fork
+//! hygiene of DESIGN.md §4 (Unix; `sys` says where there is none).
+//!
+//! Windows: the same design. The timeout is the queue's, not the kernel call's: the one
+//! waiter thread of a path stays blocked in `LockFileEx` past a caller's deadline and hands
+//! the lock to the next caller or releases it at once, as on Unix, so no thread is abandoned
+//! per timed-out call (an overlapped `LockFileEx` cancelled with `CancelIoEx` would end even
+//! that one wait; not needed for the bound). The shared wait (`wait_released`) is a shared
+//! `LockFileEx` region, which the exclusive holder's region blocks exactly as `LOCK_SH` is.
 //!
 //! Waiting is bounded: a process has at most one waiter thread (and one extra descriptor) per
 //! lock path. Callers that find the lock held join that path's queue; when the waiter thread
@@ -13,8 +21,6 @@ use crate::error::{Context, Error, Result};
 use arc_swap::ArcSwapOption;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -56,7 +62,7 @@ pub fn shared_waits() -> u64 {
 const SLOTS: usize = 256;
 static OPEN_FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 
-fn register(fd: RawFd) -> Option<usize> {
+fn register(fd: i32) -> Option<usize> {
     (0..SLOTS).find(|&i| {
         OPEN_FDS[i]
             .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
@@ -70,12 +76,11 @@ pub(crate) fn close_inherited_lock_fds() {
     for slot in &OPEN_FDS {
         let fd = slot.swap(-1, Ordering::AcqRel);
         if fd >= 0 {
-            // SAFETY: `fd` was registered by a `LockFile` that owned it, and the swap took it
-            // out of the table, so it is closed once. Its `File` (in the parent's memory) is
-            // never closed again here: a `LockFile` dropped in the child sees another pid and
+            // `fd` was registered by a `LockFile` that owned it, and the swap took it out of
+            // the table, so it is closed once. Its `File` (in the parent's memory) is never
+            // closed again here: a `LockFile` dropped in the child sees another pid and
             // forgets its `File`, and the parent's waiter table is never dropped in the child.
-            // close(2) is async-signal-safe, as the at-fork child handler requires.
-            unsafe { libc::close(fd) };
+            crate::sys::close_fd(fd);
         }
     }
 }
@@ -83,7 +88,8 @@ pub(crate) fn close_inherited_lock_fds() {
 /// An open lock file, registered for the fork handler.
 struct LockFile {
     file: Option<File>,
-    slot: usize,
+    /// Its place in the fork handler's table (`None` where there is no fork).
+    slot: Option<usize>,
     pid: u32,
 }
 
@@ -93,16 +99,19 @@ impl LockFile {
     fn open(path: &Path) -> Result<LockFile> {
         // A child forked while this descriptor is open must close its copy.
         crate::runtime::install_fork_handler();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("opening the lock file", path, &e))?;
-        let Some(slot) = register(file.as_raw_fd()) else {
+        let file = crate::sys::private_file(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            0o600,
+        )
+        .open(path)
+        .map_err(|e| Error::io("opening the lock file", path, &e))?;
+        // `None` where there is no fork (nothing to track).
+        let slot = crate::sys::fork_fd(&file).map(register);
+        if let Some(None) = slot {
             let open = OPEN_FDS
                 .iter()
                 .filter(|s| s.load(Ordering::Relaxed) >= 0)
@@ -113,10 +122,10 @@ impl LockFile {
                  before taking another"
             ));
             return Err(Error::io("opening the lock file", path, &e));
-        };
+        }
         Ok(LockFile {
             file: Some(file),
-            slot,
+            slot: slot.flatten(),
             pid: std::process::id(),
         })
     }
@@ -135,7 +144,9 @@ impl Drop for LockFile {
             std::mem::forget(file);
             return;
         }
-        OPEN_FDS[self.slot].store(-1, Ordering::Release);
+        if let Some(slot) = self.slot {
+            OPEN_FDS[slot].store(-1, Ordering::Release);
+        }
         // Unlock explicitly: a forked child might still share this open file description.
         let _ = fs4::FileExt::unlock(&file);
     }

@@ -137,16 +137,12 @@ where
 pub(crate) fn install_fork_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        #[cfg(unix)]
-        // SAFETY: the handler is an `extern "C" fn()` that lives for the whole program and does
-        // only async-signal-safe work (atomics and close(2)), as a child handler must.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
+        // The handler does only async-signal-safe work (atomics and close(2)), as a child
+        // handler must; a no-op where there is no fork.
+        crate::sys::at_fork_child(after_fork_in_child);
     });
 }
 
-#[cfg(unix)]
 extern "C" fn after_fork_in_child() {
     // Only async-signal-safe work here: atomics and close(2). State guarded by locks is kept
     // per epoch, so nothing a parent's thread held at the fork is ever waited for.

@@ -1,5 +1,6 @@
 //! The directory store of DESIGN.md §3: one record file and one lock file per key, written
-//! by temp file + rename, locked with the kernel's `flock`.
+//! by temp file + atomic replace, locked with the kernel's file lock (`crate::lock`); the
+//! platform's calls are in `crate::sys`.
 
 use super::{check_key, with_place, Backend, Committed, Location, Locked, Placement, Version};
 use crate::error::{Error, Result};
@@ -8,7 +9,6 @@ use crate::lock::{lock_exclusive, LockGuard};
 use crate::record::Record;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,16 +26,14 @@ impl FsBackend {
         if dir.as_os_str().is_empty() {
             return Err(Error::invalid("the store directory path is empty"));
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
+        crate::sys::private_dir(fs::DirBuilder::new().recursive(true))
             .create(dir)
             .map_err(|e| Error::io("creating the store directory", dir, &e))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| Error::io("resolving the store directory", dir, &e))?;
         if !dir.is_dir() {
-            let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+            let e = crate::sys::not_a_directory();
             return Err(Error::io("opening the store directory", &dir, &e));
         }
         Ok(FsBackend {
@@ -61,32 +59,21 @@ fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("opening the record", path, &e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("reading the record", path, &e))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    let stamp = crate::sys::stamp(&file).map_err(|e| Error::io("reading the record", path, &e))?;
+    let mut bytes = Vec::with_capacity(stamp.size as usize + 1);
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading the record", path, &e))?;
     let record = Record::parse(&bytes).map_err(|e| with_place(e, path))?;
     check_key(&record, key).map_err(|e| with_place(e, path))?;
-    Ok(Some((record, version_of(&meta))))
+    Ok(Some((record, version_of(stamp))))
 }
 
-/// The version of the file `meta` describes.
-fn version_of(meta: &fs::Metadata) -> Version {
-    Version::file(
-        meta.dev(),
-        meta.ino(),
-        meta.mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-        meta.size(),
-    )
+/// The version of the file `stamp` describes.
+fn version_of(stamp: crate::sys::Stamp) -> Version {
+    Version::file(stamp.dev, stamp.ino, stamp.mtime_ns, stamp.size)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use crate::sys::sync_dir;
 
 /// The name of a writer's temp file, `.<record>.<pid>.<seq>.tmp`: built and recognised here
 /// only, so that the cleanup matches exactly the names `write_atomically` makes, and never
@@ -141,19 +128,19 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Committed> 
         SEQ.fetch_add(1, Ordering::Relaxed),
     ));
     let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
+        let mut f =
+            crate::sys::private_file(OpenOptions::new().write(true).create_new(true), 0o600)
+                .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        let meta = f.metadata()?;
+        let stamp = crate::sys::stamp(&f)?;
+        // Closed before the replace: Windows cannot rename a file open without
+        // FILE_SHARE_DELETE, and the stamp is read already.
+        drop(f);
         #[cfg(feature = "fault-injection")]
         crate::fault::hit("before-rename");
-        fs::rename(&tmp, path)?;
-        Ok::<_, std::io::Error>(version_of(&meta))
+        crate::sys::replace(&tmp, path)?;
+        Ok::<_, std::io::Error>(version_of(stamp))
     })();
     match written {
         Ok(v) => {
@@ -201,8 +188,8 @@ impl Backend for FsBackend {
 
     fn version(&self, key: &Key) -> Result<Option<Version>> {
         let path = self.record_path(key);
-        match fs::metadata(&path) {
-            Ok(m) => Ok(Some(version_of(&m))),
+        match crate::sys::stamp_path(&path, true) {
+            Ok(s) => Ok(Some(version_of(s))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("checking the record", &path, &e)),
         }
@@ -242,11 +229,7 @@ impl Backend for FsBackend {
     }
 
     fn placement(&self, key: &Key) -> Placement {
-        let loose = |p: &Path| {
-            fs::metadata(p)
-                .map(|m| m.permissions().mode() & 0o077 != 0)
-                .unwrap_or(false)
-        };
+        let loose = crate::sys::loose_permissions;
         Placement {
             insecure_permissions: loose(&self.dir) || loose(&self.record_path(key)),
             network_fs: on_network_fs(&self.dir),
@@ -287,35 +270,4 @@ impl Locked for FsLocked {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn on_network_fs(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    const NETWORK: [i64; 9] = [
-        0x6969,      // NFS
-        0x517B,      // SMB
-        0xFF53_4D42, // CIFS
-        0xFE53_4D42, // SMB2
-        0x5346_414F, // AFS
-        0x7375_7245, // CODA
-        0x00C3_6400, // Ceph
-        0x0BD0_0BD0, // Lustre
-        0x0102_1997, // 9P
-    ];
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `statfs` is plain old data (integers and arrays of them), for which all-zero
-    // bytes are a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated string that outlives the call, and `st` is a valid,
-    // exclusively borrowed `statfs` for the kernel to fill.
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    NETWORK.contains(&(st.f_type as i64))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn on_network_fs(_dir: &Path) -> bool {
-    false
-}
+use crate::sys::on_network_fs;

@@ -589,7 +589,7 @@ impl PgBackend {
             let host = &self.config.host;
             if host.starts_with('/') {
                 let path = format!("{host}/.s.PGSQL.{}", self.config.port);
-                let stream = tokio::net::UnixStream::connect(&path)
+                let stream = crate::sys::connect_local(&path)
                     .await
                     .map_err(ConnectError::Socket)?;
                 self.handshake(stream, notices).await
@@ -604,7 +604,7 @@ impl PgBackend {
                     .with_retries(3);
                 let sock = socket2::SockRef::from(&stream);
                 let _ = sock.set_tcp_keepalive(&keepalive);
-                let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(15)));
+                crate::sys::set_tcp_user_timeout(&sock, Duration::from_secs(15));
                 let _ = stream.set_nodelay(true);
                 self.handshake(stream, notices).await
             }
@@ -665,12 +665,12 @@ impl PgBackend {
     where
         S: tokio::io::AsyncRead
             + tokio::io::AsyncWrite
-            + std::os::fd::AsRawFd
+            + crate::sys::ForkFd
             + Unpin
             + Send
             + 'static,
     {
-        let fd = stream.as_raw_fd();
+        let fd = stream.fork_fd();
         let config = self.config.client_config();
         let process = runtime::process();
         if self.config.sslmode == SslMode::Disable {
@@ -941,7 +941,11 @@ static SOCKETS: [AtomicI32; MAX_SOCKETS] = [const { AtomicI32::new(-1) }; MAX_SO
 struct Tracked(Option<usize>);
 
 impl Tracked {
-    fn new(fd: i32) -> Tracked {
+    /// Tracks `fd`; `None` (no fork on this platform) tracks nothing.
+    fn new(fd: Option<i32>) -> Tracked {
+        let Some(fd) = fd else {
+            return Tracked(None);
+        };
         Tracked(SOCKETS.iter().position(|s| {
             s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
@@ -963,12 +967,10 @@ pub(crate) fn close_inherited_sockets() {
     for s in SOCKETS.iter() {
         let fd = s.swap(-1, Ordering::AcqRel);
         if fd >= 0 {
-            // SAFETY: `fd` is a socket this process's parent opened and this child inherited;
+            // `fd` is a socket this process's parent opened and this child inherited;
             // nothing in the child uses the parent's connections (they belong to its epoch),
             // so closing the descriptor cannot pull it from under anyone.
-            unsafe {
-                libc::close(fd);
-            }
+            crate::sys::close_fd(fd);
         }
     }
 }
@@ -983,7 +985,7 @@ impl From<tokio_postgres::Error> for ConnectError {
 async fn drive<S, T>(
     mut conn: tokio_postgres::Connection<S, T>,
     notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    fd: i32,
+    fd: Option<i32>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

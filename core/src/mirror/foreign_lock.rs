@@ -17,9 +17,8 @@
 
 use crate::error::{Error, Result};
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, FileTimes};
+use std::fs::FileTimes;
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -48,10 +47,10 @@ struct DirId {
 }
 
 impl DirId {
-    fn of(meta: &std::fs::Metadata) -> DirId {
+    fn of(stamp: crate::sys::Stamp) -> DirId {
         DirId {
-            dev: meta.dev(),
-            ino: meta.ino(),
+            dev: stamp.dev,
+            ino: stamp.ino,
         }
     }
 }
@@ -217,8 +216,8 @@ fn take(program: &str, dir: &Path) -> Result<Option<DirId>> {
     loop {
         match std::fs::create_dir(dir) {
             Ok(()) => {
-                return match std::fs::symlink_metadata(dir) {
-                    Ok(meta) => Ok(Some(DirId::of(&meta))),
+                return match crate::sys::stamp_path(dir, false) {
+                    Ok(stamp) => Ok(Some(DirId::of(stamp))),
                     Err(e) => {
                         let _ = std::fs::remove_dir(dir);
                         Err(Error::io(taking(), dir, &e))
@@ -256,8 +255,8 @@ fn take(program: &str, dir: &Path) -> Result<Option<DirId>> {
 
 /// Sets `dir`'s times to now if it is still the directory we made.
 fn touch(dir: &Path, id: DirId) -> std::io::Result<()> {
-    let file = File::open(dir)?;
-    if DirId::of(&file.metadata()?) != id {
+    let file = crate::sys::open_dir(dir)?;
+    if DirId::of(crate::sys::stamp(&file)?) != id {
         return Err(std::io::Error::other(
             "it was removed as stale and another lock now stands in its place",
         ));
@@ -301,8 +300,8 @@ fn spawn_toucher(
 /// Removes the held locks in reverse order, leaving any that is no longer the one we made.
 fn release(program: &str, held: &Held) {
     for (dir, &id) in held.dirs.iter().zip(&held.ids).rev() {
-        let result = match std::fs::symlink_metadata(dir) {
-            Ok(meta) if DirId::of(&meta) != id => Err(std::io::Error::other(
+        let result = match crate::sys::stamp_path(dir, false) {
+            Ok(stamp) if DirId::of(stamp) != id => Err(std::io::Error::other(
                 "it was removed as stale and another lock now stands in its place; left alone",
             )),
             Ok(_) => std::fs::remove_dir(dir),
@@ -322,7 +321,7 @@ mod tests {
     const WAIT: Duration = Duration::from_millis(300);
 
     fn set_mtime(dir: &Path, mtime: SystemTime) {
-        File::open(dir)
+        crate::sys::open_dir(dir)
             .unwrap()
             .set_times(FileTimes::new().set_modified(mtime).set_accessed(mtime))
             .unwrap();

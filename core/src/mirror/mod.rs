@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -371,22 +370,19 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     remove_stale_temp_files(dir, &name);
     let tmp = dir.join(temp_name(&name));
     let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
+        .map(|m| crate::sys::mode_of(&m))
         .unwrap_or(0o600);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        let mut f = crate::sys::private_file(OpenOptions::new().write(true).create_new(true), mode)
             .open(&tmp)?;
         // The umask narrowed the mode given at creation (a 0660 file would come back 0640):
         // set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        crate::sys::set_mode(&f, mode)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        drop(f);
+        crate::sys::replace(&tmp, path)?;
+        crate::sys::sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
