@@ -570,6 +570,9 @@ fn bad_keys_from_the_shared_vectors_are_invalid_argument() {
     );
 }
 
+// Unix only: Windows has no mode bits (files inherit their directory's ACL; `status`
+// reports them as not loose there, see README "Windows").
+#[cfg(unix)]
 #[test]
 fn files_are_private_and_loose_permissions_are_reported() {
     use std::os::unix::fs::PermissionsExt;
@@ -590,6 +593,21 @@ fn files_are_private_and_loose_permissions_are_reported() {
     )
     .unwrap();
     assert!(store.status("k").unwrap().insecure_permissions);
+}
+
+/// Windows: the files exist with the ACL they inherit, and `status` does not call them loose.
+#[cfg(windows)]
+#[test]
+fn files_on_windows_are_not_reported_loose() {
+    let (_d, store) = store();
+    save(
+        &store,
+        "k",
+        json!({"access_token": "a", "refresh_token": "r"}),
+    );
+    assert!(store.path_of("k").unwrap().is_file());
+    assert!(store.dir().join("k.lock").is_file());
+    assert!(!store.status("k").unwrap().insecure_permissions);
 }
 
 #[test]
@@ -621,6 +639,9 @@ fn io_errors_name_the_path() {
     assert!(leftovers.is_empty(), "no temp file left behind");
 }
 
+// Unix only: Windows has no mode bits (files inherit their directory's ACL; `status`
+// reports them as not loose there, see README "Windows").
+#[cfg(unix)]
 #[test]
 fn an_unwritable_directory_gives_io_with_the_path() {
     use std::os::unix::fs::PermissionsExt;
@@ -641,6 +662,7 @@ fn an_unwritable_directory_gives_io_with_the_path() {
     assert_eq!(err.path(), Some(store.path_of("k").unwrap().as_path()));
 }
 
+#[cfg(unix)]
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
@@ -722,11 +744,14 @@ fn list_reports_every_key_including_unreadable_ones() {
     assert_eq!(all[2].problem.as_ref().unwrap().code, ErrorCode::Corrupt);
 }
 
+// Unix only: Windows has no fork.
+#[cfg(unix)]
 #[test]
 fn a_forked_child_keeps_working() {
     in_a_process_of_its_own("a_forked_child_keeps_working", forked_child_keeps_working);
 }
 
+#[cfg(unix)]
 fn forked_child_keeps_working() {
     let (_d, store) = store();
     save(
@@ -755,6 +780,7 @@ fn forked_child_keeps_working() {
     assert_eq!(record(&store, "k")["refresh_token"], "rt-2");
 }
 
+#[cfg(unix)]
 extern "C" {
     fn fork() -> i32;
     fn _exit(code: i32) -> !;
@@ -764,6 +790,8 @@ extern "C" {
 /// G6 and the fork rule of DESIGN.md §4: a process that holds the lock, forks, and dies
 /// without unlocking leaves no stale lock behind, although its child lives on (the child
 /// closed the lock descriptor it inherited).
+// Unix only: Windows has no fork.
+#[cfg(unix)]
 #[test]
 fn a_lock_inherited_by_a_forked_child_dies_with_its_holder() {
     in_a_process_of_its_own(
@@ -772,6 +800,7 @@ fn a_lock_inherited_by_a_forked_child_dies_with_its_holder() {
     );
 }
 
+#[cfg(unix)]
 fn lock_inherited_by_a_forked_child_dies_with_its_holder() {
     let (_d, store) = store();
     save(
@@ -812,6 +841,7 @@ fn lock_inherited_by_a_forked_child_dies_with_its_holder() {
     );
 }
 
+#[cfg(unix)]
 extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }

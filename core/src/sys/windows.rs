@@ -115,8 +115,8 @@ fn wide(path: &Path) -> Vec<u16> {
 /// `MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH`). A sharing violation or access denied
 /// (another handle has `to` open without `FILE_SHARE_DELETE`, which readers and scanners do
 /// for a moment; Wine 8 refuses a rename over any open file) is retried for a bounded time.
-pub(crate) fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let (from, to) = (wide(from), wide(to));
+pub(crate) fn replace(from: &Path, to_path: &Path) -> std::io::Result<()> {
+    let (from, to) = (wide(from), wide(to_path));
     let start = Instant::now();
     let mut nap = Duration::from_millis(1);
     loop {
@@ -136,7 +136,9 @@ pub(crate) fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
             e.raw_os_error().map(|c| c as u32),
             Some(ERROR_SHARING_VIOLATION | ERROR_ACCESS_DENIED | ERROR_LOCK_VIOLATION)
         );
-        if !transient || start.elapsed() >= REPLACE_RETRY_FOR {
+        // A directory in the way gives access denied too, and waiting will not move it.
+        let blocked_for_good = fs::symlink_metadata(to_path).is_ok_and(|m| m.is_dir());
+        if !transient || blocked_for_good || start.elapsed() >= REPLACE_RETRY_FOR {
             return Err(e);
         }
         std::thread::sleep(nap);
