@@ -217,3 +217,100 @@ impl<T> ForkFd for T {
 
 /// Windows has no `TCP_USER_TIMEOUT`; the keepalives bound a vanished peer.
 pub(crate) fn set_tcp_user_timeout(_sock: &socket2::SockRef<'_>, _timeout: std::time::Duration) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record `to` with "old", and "new" in `from`, in a fresh directory.
+    fn old_and_new() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to) = (d.path().join(".rec.tmp"), d.path().join("rec.json"));
+        fs::write(&to, b"old").unwrap();
+        fs::write(&from, b"new").unwrap();
+        (d, from, to)
+    }
+
+    /// Holds `file` open for `ms`, on a thread of its own.
+    fn hold(file: File, ms: u64) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            let mut old = Vec::new();
+            std::io::Read::read_to_end(&mut { file }, &mut old).unwrap();
+            old
+        })
+    }
+
+    /// A reader that opened the record without `FILE_SHARE_DELETE` (as some scanners do):
+    /// Windows and Wine alike refuse the replace while it is open; the replace waits for it.
+    #[test]
+    fn a_replace_waits_for_a_reader_without_share_delete() {
+        let (_d, from, to) = old_and_new();
+        let reader = OpenOptions::new()
+            .read(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .open(&to)
+            .unwrap();
+        let held = hold(reader, 300);
+        let start = Instant::now();
+        replace(&from, &to).unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            held.join().unwrap(),
+            b"old",
+            "the reader read the old record"
+        );
+        assert_eq!(fs::read(&to).unwrap(), b"new");
+        assert!(!from.exists());
+    }
+
+    /// A reader with every share mode (std's default, and ours). Wine 8 refuses a rename over
+    /// any open file, so there the replace waits for the reader to close
+    /// (`OAUTH_LOCK_TEST_UNDER_WINE=1`, set by scripts/test-windows); Windows may accept it at
+    /// once. Either way the replace succeeds and the reader keeps the old content.
+    #[test]
+    fn a_replace_over_a_reader_with_every_share_mode_succeeds() {
+        let (_d, from, to) = old_and_new();
+        let reader = File::open(&to).unwrap();
+        let held = hold(reader, 300);
+        let start = Instant::now();
+        replace(&from, &to).unwrap();
+        let waited = start.elapsed();
+        if std::env::var_os("OAUTH_LOCK_TEST_UNDER_WINE").is_some() {
+            assert!(waited >= Duration::from_millis(250), "Wine: {waited:?}");
+        }
+        assert_eq!(held.join().unwrap(), b"old");
+        assert_eq!(fs::read(&to).unwrap(), b"new");
+    }
+
+    /// A directory where the record should be: access denied that no wait cures, so the
+    /// replace fails at once and leaves both in place.
+    #[test]
+    fn a_directory_in_the_way_fails_at_once() {
+        let (_d, from, to) = old_and_new();
+        fs::remove_file(&to).unwrap();
+        fs::create_dir(&to).unwrap();
+        let start = Instant::now();
+        assert!(replace(&from, &to).is_err());
+        assert!(start.elapsed() < REPLACE_RETRY_FOR);
+        assert!(to.is_dir() && from.is_file());
+    }
+
+    /// The stamp: the same file keeps its id through a replace; a new file gets another.
+    #[test]
+    fn a_stamp_follows_the_file_through_a_replace() {
+        let (_d, from, to) = old_and_new();
+        let before = stamp_path(&to, true).unwrap();
+        let moved = stamp_path(&from, true).unwrap();
+        assert_ne!(before.ino, moved.ino);
+        assert_eq!(moved.size, 3);
+        replace(&from, &to).unwrap();
+        let after = stamp_path(&to, true).unwrap();
+        assert_eq!((after.dev, after.ino), (moved.dev, moved.ino));
+        assert_eq!(stamp(&File::open(&to).unwrap()).unwrap(), after);
+    }
+}
