@@ -11,7 +11,8 @@
 static int fail(const char *what, int code)
 {
     char buf[1024];
-    oauth_lock_last_error(buf, sizeof buf);
+    size_t len = 0;
+    oauth_lock_last_error(buf, sizeof buf, &len);
     fprintf(stderr, "dll_smoke: %s: %s (%d): %s\n", what, oauth_lock_code_name(code), code, buf);
     return 1;
 }
