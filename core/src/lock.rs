@@ -771,16 +771,13 @@ mod tests {
         let released = Instant::now();
         drop(held);
         let (woke, waited) = waiter.join().unwrap();
-        let handoff = woke.duration_since(released);
         assert!(
             waited >= Duration::from_millis(50),
             "it waited for the holder: {waited:?}"
         );
-        // A sleep-polling waiter with any sensible interval would miss this by far.
-        assert!(
-            handoff < Duration::from_millis(100),
-            "hand-off took {handoff:?}"
-        );
+        // How fast the kernel hands over is a benchmark's figure (bench/waiters), not a
+        // bound here: under load (Wine, CI) any bound flakes. The order is behaviour.
+        assert!(woke >= released, "it woke only after the release");
     }
 
     #[test]
