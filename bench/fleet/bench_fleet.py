@@ -16,6 +16,12 @@ makes the three hosts (network namespaces on a bridge) and the PostgreSQL on the
   credential with 1 s tokens for FLEET_BENCH_SECONDS (15): refreshes at the mock / rotations
   in the store.
 
+The peer, in the same run (bench/fleet/redis_peer.py): the Redis `SET NX PX` + 50 ms polling
+routine that gateways write by hand, on Debian's redis-server on the bridge (FLEET_REDIS,
+started by scripts/bench-fleet), against the same strict mock: its hand-off (the same holder
+and blocked callers, the holder's lock a Redis key) and its refreshes per rotation and replays
+with the same 3 hosts × 4 processes × 2 threads.
+
 Prints a table; writes the figures as JSON to argv[1] if given.
 """
 
@@ -35,7 +41,10 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fleet_hosts"))
 
 import fleet  # noqa: E402
+import redis_peer  # noqa: E402
 from fleet import Mock, Runner  # noqa: E402
+
+PEER = str(HERE / "redis_peer.py")
 
 ROUNDS = int(os.environ.get("FLEET_BENCH_ROUNDS", "30"))
 SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "15"))
@@ -198,6 +207,112 @@ def per_rotation(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any
         mock.close()
 
 
+def peer_log_in(mock: Mock, address: str, key: str) -> None:
+    """A login for the peer: the provider's fresh token response written to Redis."""
+    r = redis_peer.Redis(address)
+    try:
+        redis_peer.save(r, key, redis_peer.credential_from(fleet.http("POST", mock.local + "/login"), 0))
+        r.command("DEL", redis_peer.lock_key(key))
+    finally:
+        r.close()
+
+
+def peer_generation(address: str, key: str) -> int:
+    r = redis_peer.Redis(address)
+    try:
+        return int(redis_peer.load(r, key)["generation"])
+    finally:
+        r.close()
+
+
+def peer_hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    """The same rounds as hand_off, the lock a Redis key: the blocked callers poll every 50 ms."""
+    mock = Mock(logs)
+    address = fleet.env("FLEET_REDIS")
+    try:
+        key = "bench:peer-handoff"
+        samples: List[float] = []
+        for i in range(ROUNDS):
+            peer_log_in(mock, address, key)
+            time.sleep(1.1)
+            tmp = Path(tempfile.mkdtemp(dir=logs))
+            marker, go = tmp / "holding", tmp / "go"
+            holder = run.start(hs[0], "peer-holder", [sys.executable, PEER, "holder", address, key, str(marker), str(go)])
+            deadline = time.monotonic() + 30
+            while not (marker.exists() and marker.read_text().strip()):
+                assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
+                time.sleep(0.005)
+            blocked = [tmp / f"blocked-{j}" for j in range(len(hs) - 1)]
+            waiters = [run.start(h, "peer-waiter", [sys.executable, PEER, "probe", address, key, str(b)])
+                       for h, b in zip(hs[1:], blocked)]
+            deadline = time.monotonic() + 30
+            while not all(b.exists() and b.read_text().strip() for b in blocked):
+                assert time.monotonic() < deadline, "the peer's waiters never found the lock taken"
+                time.sleep(0.01)
+            go.write_text("go")
+            assert holder.wait(60) == 0, holder.stderr()
+            h = holder.report()
+            assert h and h["ok"], h
+            for w in waiters:
+                assert w.wait(60) == 0, w.stderr()
+                r = w.report()
+                assert r and r["generation"] == h["generation"], (r, h)
+                samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
+        return {"rounds": ROUNDS, "waiters": len(samples), "p50_ns": p(samples, 0.5), "p99_ns": p(samples, 0.99)}
+    finally:
+        mock.close()
+
+
+def peer_per_rotation(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    """The same load as per_rotation (3 hosts × 4 processes × 2 threads, 1 s tokens, each
+    token used at the resource), every process running the hand-written routine."""
+    mock = Mock(logs)
+    address = fleet.env("FLEET_REDIS")
+    try:
+        key = "bench:peer-rotation"
+        peer_log_in(mock, address, key)
+        gen0 = peer_generation(address, key)
+        procs = [
+            run.start(h, "peer-worker", [
+                sys.executable, PEER, "worker", address, key, mock.url + "/oauth/token", mock.url + "/resource",
+                f"{SECONDS:g}", "2",
+            ])
+            for h in hs for _ in range(4)
+        ]
+        calls = refreshes_sent = lock_waits = unauthorized = 0
+        errors: Dict[str, int] = {}
+        for pr in procs:
+            assert pr.wait(SECONDS + 120) == 0, pr.stderr()
+            r = pr.report()
+            assert r is not None, pr.stderr()
+            calls += r["calls"]
+            refreshes_sent += r["refreshes_sent"]
+            lock_waits += r["lock_waits"]
+            unauthorized += r["resource_unauthorized"]
+            for k, v in r["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        rotations = peer_generation(address, key) - gen0
+        stats = mock.stats()
+        return {
+            "processes": len(procs),
+            "seconds": SECONDS,
+            "lock_ttl_ms": redis_peer.LOCK_TTL_MS,
+            "poll_ms": int(redis_peer.POLL_S * 1000),
+            "calls": calls,
+            "errors": errors,
+            "lock_waits": lock_waits,
+            "resource_unauthorized": unauthorized,
+            "refresh_requests": stats["token_requests"],
+            "refreshes": stats["refreshes"],
+            "rotations": rotations,
+            "replays": stats["replays"],
+            "revoked_families": stats["revoked_families"],
+            "refreshes_per_rotation": stats["refreshes"] / rotations if rotations else None,
+        }
+    finally:
+        mock.close()
+
+
 def main() -> int:
     hs = fleet.hosts()
     logs = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
@@ -207,6 +322,8 @@ def main() -> int:
     figures["full_refresh"] = full_refresh(run, hs, logs)
     figures["hot_path"] = hot_path(run, hs, logs)
     figures["per_rotation"] = per_rotation(run, hs, logs)
+    figures["peer_hand_off"] = peer_hand_off(run, hs, logs)
+    figures["peer_per_rotation"] = peer_per_rotation(run, hs, logs)
     password = fleet.env("FLEET_PG_PASSWORD")
     leaked = [str(x) for x in fleet.LOGS if x.exists() and password in x.read_text(errors="replace")]
     assert not leaked, f"the password appears in {leaked}"
@@ -222,6 +339,14 @@ def main() -> int:
     print(f"refreshes per rotation, 3 hosts × 4 processes × 2 threads, {rot['seconds']:g} s of 1 s tokens: "
           f"{rot['refreshes']} refreshes / {rot['rotations']} rotations = {rot['refreshes_per_rotation']:.2f}, "
           f"replays {rot['replays']}, {rot['calls']} calls, errors {rot['errors'] or 'none'}")
+    ph, pr = figures["peer_hand_off"], figures["peer_per_rotation"]
+    print(f"peer (Redis SET NX PX {pr['lock_ttl_ms']} + {pr['poll_ms']} ms polling), hand-off across hosts "
+          f"({ph['waiters']} blocked callers, {ph['rounds']} rounds): p50 {ms(ph['p50_ns'])}, p99 {ms(ph['p99_ns'])}")
+    ppr = pr["refreshes_per_rotation"]
+    print(f"peer refreshes per rotation, same load: {pr['refreshes']} refreshes / {pr['rotations']} rotations = "
+          f"{'n/a' if ppr is None else f'{ppr:.2f}'}, {pr['refresh_requests']} token requests, replays {pr['replays']}, "
+          f"revoked families {pr['revoked_families']}, {pr['calls']} calls, {pr['resource_unauthorized']} 401s, "
+          f"errors {pr['errors'] or 'none'}")
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(json.dumps(figures, indent=2))
     return 0
