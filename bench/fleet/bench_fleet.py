@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -249,6 +250,10 @@ def peer_hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, An
             while not all(b.exists() and b.read_text().strip() for b in blocked):
                 assert time.monotonic() < deadline, "the peer's waiters never found the lock taken"
                 time.sleep(0.01)
+            # A waiter has just begun a 50 ms sleep when its marker appears; letting the holder
+            # go at once would time the hand-off at nearly a whole interval every round. In a
+            # gateway the release comes at any moment of the waiters' polling: a random phase.
+            time.sleep(random.uniform(0, redis_peer.POLL_S))
             go.write_text("go")
             assert holder.wait(60) == 0, holder.stderr()
             h = holder.report()
