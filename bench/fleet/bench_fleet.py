@@ -65,6 +65,31 @@ def waiting_on_lock() -> int:
     return int(fleet.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
 
 
+def start_holder(run: Runner, host: fleet.Host, name: str, argv: List[str], marker: Path) -> fleet.Proc:
+    """Starts a holder and returns once it holds the lock (it has written MARKER)."""
+    holder = run.start(host, name, argv)
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text().strip()):
+        assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
+        time.sleep(0.005)
+    return holder
+
+
+def let_go(holder: fleet.Proc, waiters: List[fleet.Proc], go: Path) -> "tuple[Dict[str, Any], List[Dict[str, Any]]]":
+    """Lets the holder go; its report and the waiters', each waiter having got its token."""
+    go.write_text("go")
+    assert holder.wait(60) == 0, holder.stderr()
+    h = holder.report()
+    assert h and h["ok"], h
+    reports = []
+    for w in waiters:
+        assert w.wait(60) == 0, w.stderr()
+        r = w.report()
+        assert r and r.get("error") is None and r["generation"] == h["generation"], (r, h)
+        reports.append(r)
+    return h, reports
+
+
 def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
     mock = Mock(logs)
     try:
@@ -78,26 +103,16 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
             time.sleep(1.1)
             tmp = Path(tempfile.mkdtemp(dir=logs))
             marker, go = tmp / "holding", tmp / "go"
-            holder = run.start(hs[0], "holder", [
+            holder = start_holder(run, hs[0], "holder", [
                 sys.executable, str(fleet.WORKERS / "holder.py"), store, key, str(marker), str(go),
-            ])
-            deadline = time.monotonic() + 30
-            while not (marker.exists() and marker.read_text().strip()):
-                assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
-                time.sleep(0.005)
+            ], marker)
             waiters = [run.start(h, "waiter", [fleet.cli(), "--store", store, "probe", key]) for h in hs[1:]]
             deadline = time.monotonic() + 30
             while waiting_on_lock() < len(waiters):
                 assert time.monotonic() < deadline, "the waiters never blocked on the lock"
                 time.sleep(0.01)
-            go.write_text("go")
-            assert holder.wait(60) == 0, holder.stderr()
-            h = holder.report()
-            assert h and h["ok"], h
-            for w in waiters:
-                assert w.wait(60) == 0, w.stderr()
-                r = w.report()
-                assert r and r["error"] is None and r["generation"] == h["generation"], (r, h)
+            h, reports = let_go(holder, waiters, go)
+            for r in reports:
                 samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
                 from_return.append(int(r["returned_ns"]) - int(h["returned_ns"]))
         stats = mock.stats()
@@ -238,11 +253,9 @@ def peer_hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, An
             time.sleep(1.1)
             tmp = Path(tempfile.mkdtemp(dir=logs))
             marker, go = tmp / "holding", tmp / "go"
-            holder = run.start(hs[0], "peer-holder", [sys.executable, PEER, "holder", address, key, str(marker), str(go)])
-            deadline = time.monotonic() + 30
-            while not (marker.exists() and marker.read_text().strip()):
-                assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
-                time.sleep(0.005)
+            holder = start_holder(run, hs[0], "peer-holder", [
+                sys.executable, PEER, "holder", address, key, str(marker), str(go),
+            ], marker)
             blocked = [tmp / f"blocked-{j}" for j in range(len(hs) - 1)]
             waiters = [run.start(h, "peer-waiter", [sys.executable, PEER, "probe", address, key, str(b)])
                        for h, b in zip(hs[1:], blocked)]
@@ -254,14 +267,8 @@ def peer_hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, An
             # go at once would time the hand-off at nearly a whole interval every round. In a
             # gateway the release comes at any moment of the waiters' polling: a random phase.
             time.sleep(random.uniform(0, redis_peer.POLL_S))
-            go.write_text("go")
-            assert holder.wait(60) == 0, holder.stderr()
-            h = holder.report()
-            assert h and h["ok"], h
-            for w in waiters:
-                assert w.wait(60) == 0, w.stderr()
-                r = w.report()
-                assert r and r["generation"] == h["generation"], (r, h)
+            h, reports = let_go(holder, waiters, go)
+            for r in reports:
                 samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
         return {"rounds": ROUNDS, "waiters": len(samples), "p50_ns": p(samples, 0.5), "p99_ns": p(samples, 0.99)}
     finally:
