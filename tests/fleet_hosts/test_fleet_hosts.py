@@ -12,6 +12,10 @@ namespace. Run by scripts/test-fleet-hosts, which makes the hosts and the databa
    lock left in pg_locks:
    - a holder SIGKILLed while it holds the lock: the processes blocked on other hosts go on
      at once (the server frees a dead session's lock), one refresh between them;
+   - a real refresh SIGKILLed at the core's crash points `locked` and `answered`
+     (core/src/fault.rs; the CLI built with them, FLEET_FAULT_CLI): the others go on at once,
+     0 replays at `locked`; at `answered` the lost answer's token is presented once more and
+     answered inside the provider's grace window, no family revoked;
    - a holder's host cut off (its link down) while it holds the lock: the others go on within
      the bound B (60 s, core/src/backend/postgres.rs HOLDER_BOUND; in practice the server's
      TCP keepalives, ~11 s); the link comes back, the holder's late commit fails (`Io`,
@@ -278,6 +282,70 @@ def test_holder_sigkilled_while_holding(run: Runner, hosts: List[Host], mock: Mo
     assert stats["refreshes"] == 1 and stats["replays"] == 0 and stats["revoked_families"] == 0, stats
     assert gen1 == gen0 + 1
     no_lock_left()
+
+
+def fault_cli() -> str:
+    """The CLI built with the core's crash points (`--features fault-injection`), which
+    scripts/test-fleet-hosts keeps beside the plain one."""
+    path = os.environ.get("FLEET_FAULT_CLI")
+    if not path or not Path(path).exists():
+        pytest.fail("$FLEET_FAULT_CLI is not built (scripts/test-fleet-hosts builds it)")
+    return path
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("point", ["locked", "answered"])
+def test_holder_sigkilled_at_a_crash_point(run: Runner, hosts: List[Host], logs: Path, tmp_path: Path,
+                                           point: str) -> None:
+    """A real refresh (the CLI's `probe` against the mock) parked at one of the core's crash
+    points (core/src/fault.rs, as tests/crash.rs uses them) on host 1, SIGKILLed there while
+    callers on hosts 2 and 3 wait. At `locked` nothing was sent: the others refresh once, 0
+    replays. At `answered` the provider rotated and nobody saved: the answer is lost, so the
+    others' refresh presents the spent token; with a grace window (as tests/crash.rs's
+    recovering run) that is answered with the lost tokens, no family revoked. Either way the
+    others go on at once and no lock stays held."""
+    extra = ["--grace", "60s"] if point == "answered" else None
+    mock = Mock(logs, extra=extra)
+    try:
+        store, key = fleet.store_url("hosts_crash"), f"fleet:crash-{point}"
+        gen0 = expired_credential(run, hosts[0], mock, store, key)
+        marker = tmp_path / "parked"
+        holder = run.start(hosts[0], f"crash-{point}", [fault_cli(), "--store", store, "probe", key], env_extra={
+            "OAUTH_LOCK_FAULT": point, "OAUTH_LOCK_FAULT_MARKER": str(marker),
+        })
+        deadline = time.monotonic() + 30
+        while not marker.exists() or not marker.read_text().strip():
+            assert holder.p.poll() is None, f"the holder exited: {holder.stderr()[-1500:]}"
+            assert time.monotonic() < deadline, f"the holder never reached {point}"
+            time.sleep(0.01)
+        assert fleet.advisory_locks() == 1
+        sent = mock.stats()["refreshes"]
+        assert sent == (1 if point == "answered" else 0), (point, sent)
+        others = [probe(run, h, store, key, f"h{i}-probe") for i, h in ((2, hosts[1]), (3, hosts[2]))]
+        time.sleep(1.0)
+        assert all(o.p.poll() is None for o in others), "a waiter returned while the lock was held"
+        killed_ns = time.time_ns()
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        holder.wait(timeout=10)
+        reports = tokens_of(others)
+        after = [(int(r["returned_ns"]) - killed_ns) / 1e9 for r in reports]
+        stats = mock.stats()
+        gen1 = fleet.status(run, hosts[2], store, key)["generation"]
+        report_line(f"\nholder SIGKILLed at {point}: the waiters on hosts 2 and 3 returned {after[0]:.3f} s "
+                    f"and {after[1]:.3f} s after the kill; refreshes {stats['refreshes']}, "
+                    f"replays {stats['replays']} (grace reuses {stats['grace_reuses']})")
+        assert max(after) < 5, "a dead process's lock is freed when its connection closes"
+        assert reports[0]["fingerprint"] == reports[1]["fingerprint"], "one new token for both"
+        assert gen1 == gen0 + 1
+        assert stats["revoked_families"] == 0 and stats["invalid_grants"] == 0, stats
+        if point == "locked":
+            assert stats["refreshes"] == 1 and stats["replays"] == 0, stats
+        else:
+            # The lost answer's refresh token presented once more, inside the grace window.
+            assert stats["refreshes"] == 1 and stats["replays"] == 1 and stats["grace_reuses"] == 1, stats
+        no_lock_left()
+    finally:
+        mock.close()
 
 
 @pytest.mark.timeout(240)
