@@ -124,9 +124,30 @@
  *   NAIVE_ALWAYS_QUEUE    a waiter queues for the exclusive lock whatever its re-read found,
  *                    as every waiter did before issue 14, one hand-off each (expected to FAIL
  *                    HANDOFF)
+ *   FLEET            the fleet store (DESIGN.md §10, backend/postgres.rs): the lock belongs to
+ *                    a database session, and a holder may lose its session (MAXCUT per run,
+ *                    default 1) while it is alive and goes on: a network cut or a hang the
+ *                    server ends after B, or a server restart. The server frees the lock at
+ *                    once, so another process may take it while the old holder still runs.
+ *                    B is longer than a holder's span from its locked read to the provider's
+ *                    receipt of its request (lock 15 s + refresh 30 s + late answer 4 s < 60 s),
+ *                    so the lock is freed only after the holder's request was answered. Its
+ *                    writes are fenced as PgLocked::write does: on the dead session nothing
+ *                    commits (Io); within B it may take the lock again (PgLocked::relock) and
+ *                    make the write, which lands only if the row's stamp is still the one it
+ *                    read under the lock (UPDATE ... WHERE stamp = seen), else Io. A rotation
+ *                    whose commit is fenced off is held (Slot::held) like any failed commit.
+ *                    Property FENCE: every write is made under the writer's own lock
+ *   NAIVE_UNFENCED   FLEET with a commit that is neither on the lock's session nor conditional
+ *                    on the stamp (a Redis SETNX/TTL lock and a plain SET): a holder whose lock
+ *                    was freed writes the record it read (expected to FAIL G1: a replay)
+ *   NAIVE_EARLY_FREE FLEET where the lock may be freed before the holder's request reached
+ *                    the provider (a B shorter than the holder's span, or a holder hung longer
+ *                    than B before it sends): expected to FAIL G1, since the fence guards the
+ *                    record, not the provider
  *   GEN_IN_STATE     the generation counter (printouts only) in the state vector, as a
  *                    breadth-first search needs
- *   NO_G2 .. NO_G5, NO_BACKOFF, NO_ADOPT, NO_HANDOFF   leave a property out (the naive runs
+ *   NO_G2 .. NO_G5, NO_BACKOFF, NO_ADOPT, NO_HANDOFF, NO_FENCE   leave a property out (the naive runs
  *                    keep only G1, so the violation spin reports is G1's)
  *
  * Properties (asserts at the step where each must hold; G3 and G5b an invariant): G1 no
@@ -251,6 +272,39 @@ byte hbok;                  /* no write since the process's failed commit (h_bas
 
 byte crashes, rejects, saves, clienterrs, fails;
 
+#ifdef NAIVE_UNFENCED
+#define FLEET 1
+#endif
+#ifdef NAIVE_EARLY_FREE
+#define FLEET 1
+#endif
+#ifdef FLEET
+#ifndef MAXCUT
+#define MAXCUT 1
+#endif
+byte cuts;                  /* sessions lost by a living holder so far */
+bit  cut[MAXK + 1];         /* ghost: the answer to redeeming k was in the hands of a holder
+                               whose lock the server freed (G1's window, as a death is) */
+#define CUTWIN(k) cut[k]
+#else
+#define CUTWIN(k) 0
+#endif
+/* FLEET, PgLocked::write: a holder's write lands if its session is alive (the transaction
+   on the lock's session), or if it takes the lock again and the row's stamp is still the one
+   it read under the lock (relock, then UPDATE ... WHERE stamp = seen; the stamp changes at
+   every write, as rdok does). NAIVE_UNFENCED: always. FENCE: every write is made under the
+   writer's own lock. */
+#if defined(FLEET) && !defined(NAIVE_UNFENCED)
+#define CAN_WRITE (!sess_lost || (LOCKFREE && mine(rdok)))
+#else
+#define CAN_WRITE true
+#endif
+#if defined(FLEET) && !defined(NO_FENCE)
+#define FENCE assert(lock == me)
+#else
+#define FENCE skip
+#endif
+
 #ifdef NAIVE_TIMEOUT_UNLOCK
 byte inflight;              /* a request its sender gave up on, not yet at the provider */
 #endif
@@ -274,8 +328,10 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 #define LOCKFREE (lock == 0 && NO_SHARED)
 /* try_lock_exclusive, or lock_exclusive: block in the kernel until it is granted */
 #define LOCK   LOCKFREE -> lock = me
-#ifdef NAIVE_SHARED_REFRESH
-/* the naive waiter reaches the unlock without holding the lock: it must not drop another's */
+#if defined(NAIVE_SHARED_REFRESH) || defined(FLEET)
+/* the naive waiter reaches the unlock without holding the lock: it must not drop another's;
+   FLEET: a holder whose session ended unlocks nothing (pg_advisory_unlock, or the dropped
+   connection, concerns its own session only) */
 #define UNLOCK lock = (lock == me -> 0 : lock)
 #else
 /* LockFile::drop: unlock explicitly, then close */
@@ -316,7 +372,7 @@ byte inflight;              /* a request its sender gave up on, not yet at the p
 /* Back to the caller: temporaries cleared so that equal states compare equal. */
 #define reset \
 	rdok = rdok & ~bit(me); r_k = 0; r_dead = 0; mode = 0; bad = 0; ans = 0; outcome = 0; \
-	sent = 0; nk = 0; recovered = 0; waited = 0
+	sent = 0; nk = 0; recovered = 0; waited = 0; sess_lost = 0
 
 /* ADOPT: a token a leader adopts (at the unlocked read, after the shared wait, or under the
    lock) is one the provider would accept at the time of the read: it issued it, nothing
@@ -468,6 +524,8 @@ active [N] proctype client()
 	byte h_k, h_sent;                /* Slot::held: a rotation (pair h_k, the answer to
 	                                    redeeming h_sent) whose commit failed; 0 = none. Its
 	                                    base generation: the mask hbok */
+	bit  sess_lost;                  /* FLEET: the lock's session ended under this holder,
+	                                    which goes on; the server freed its lock */
 	bit  waited;                     /* §4 2.3: the try-lock found the lock held; this leader
 	                                    waits for the release, and then queues for it */
 
@@ -583,7 +641,7 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 #ifdef STRICT_G1
 		assert(!spent[sent]);
 #else
-		assert(!spent[sent] || lost[sent] || unsaved[sent]);
+		assert(!spent[sent] || lost[sent] || unsaved[sent] || CUTWIN(sent));
 #endif
 #if !defined(NAIVE_NOLOCK) && !defined(NAIVE_NOREREAD)
 		/* G1 for a failed commit's own process: it recommits (or drops) the rotation it
@@ -630,17 +688,55 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 		assert(!spent[sent] || lost[sent] || unsaved[sent]);
 		outcome = TRANSIENT }
 #endif
+#ifdef NAIVE_EARLY_FREE
+	/* the lock is freed before the holder's request reached the provider */
+	:: atomic { (lock == me && !sess_lost && cuts < MAXCUT) ->
+		cuts++; lock = 0; sess_lost = 1;
+		printf("P%d: its database session ends before its request is out; the server frees the lock; P%d goes on\n", me, me);
+		goto refresh }
+#endif
 	DIE
 	fi;
 
+answered:
 	if
+#ifdef FLEET
+	/* §10: the holder's session ends while it is alive (a network cut or a hang the server
+	   ends after B, a server restart): the server frees the lock, and the holder goes on
+	   with what it has. B is longer than the holder's span up to the provider's answer, so
+	   this happens only once the request was answered. An answer in hand is G1's window for
+	   the others, as it is when its receiver dies (cut[]); an invalid_grant in hand is G5's. */
+	:: atomic { (lock == me && !sess_lost && cuts < MAXCUT) ->
+		cuts++; lock = 0; sess_lost = 1;
+		if :: holding -> cut[sent] = 1 :: else fi;
+		/* an invalid_grant not yet recorded: G5's window for the others, as at a death */
+		if :: rejecting -> dead_lost[sent] = 1; famdl[fam[sent]] = 1 :: else fi;
+		printf("P%d: its database session ends (a cut, a hang past B, a restart): the server frees the lock; P%d goes on (%e)\n",
+			me, me, (holding -> answer_not_committed :
+			(rejecting -> rejection_not_recorded : nothing_in_hand)));  /* reach: session_lost */
+		goto answered }
+#endif
 	/* §4 2.7: merge, generation + 1, write_atomically (the rename is the commit), publish.
 	   A rename that did not happen (Io: disk full, an I/O error) keeps the rotation in the
 	   process (Slot::held) for its next leader; the caller gets Io. A rename whose directory
 	   fsync failed is committed (every process sees it): the model does not tell it apart. */
 	:: atomic { outcome == OK ->
 		if
-		:: true ->
+		:: CAN_WRITE ->
+#ifdef FLEET
+			if
+			:: (sess_lost && lock != me) ->
+#ifndef NAIVE_UNFENCED
+				lock = me;
+				printf("P%d: its session is gone; it takes the lock again and writes where the stamp is the one it read\n", me)
+#else
+				printf("P%d: its lock is gone; it writes the record it read anyway (unfenced)\n", me)
+#endif
+				/* reach: relocked_commit */
+			:: else
+			fi;
+#endif
+			FENCE;
 #ifndef NO_G4
 			/* G4: every write is based on the record it replaces (no clobbered update) */
 			assert(mine(rdok));
@@ -657,10 +753,25 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 			printf("P%d: the commit's write fails (Io); holds pair %d from generation %d; unlocks\n",
 				me, h_k, f_gen);
 			UNLOCK; reset; goto end_idle                     /* reach: commit_failed */
+#ifdef FLEET
+		:: sess_lost ->
+			/* the session is gone and the lock not retaken, or the stamp changed: the
+			   commit is fenced off (Io), the rotation held */
+			h_k = ans; h_sent = sent; unsaved[sent] = 1; holding = 0;
+			printf("P%d: its commit is fenced off (Io); holds pair %d\n", me, h_k);
+			UNLOCK; reset; goto end_idle                     /* reach: fenced_off */
+#endif
 		fi }
 	/* §4 2.8: re-read; another writer's rotation is adopted (at most once), else the token
 	   is dead: write needs_login with last_error, unlock, InvalidGrant */
-	:: atomic { (outcome == INVALID || (CLIENT_MARKS_DEAD && outcome == CLIENTERR)) ->
+#ifdef FLEET
+	/* Leader::recover re-reads on the lock's session: gone, so needs_login is not recorded */
+	:: atomic { (sess_lost && (outcome == INVALID || (CLIENT_MARKS_DEAD && outcome == CLIENTERR))) ->
+		dead_lost[sent] = 1; famdl[fam[sent]] = 1; rejecting = 0;
+		printf("P%d: could not re-read to record needs_login (its session is gone); unlocks\n", me);
+		UNLOCK; reset; goto end_idle }                       /* reach: needs_login_fenced */
+#endif
+	:: atomic { (!sess_lost && (outcome == INVALID || (CLIENT_MARKS_DEAD && outcome == CLIENTERR))) ->
 		READ; r_dead = f_dead; nk = f_k;
 		if
 		:: (nk != r_k && !recovered && !r_dead) ->
@@ -677,6 +788,7 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 #ifndef NO_G4
 			assert(mine(rdok));
 #endif
+			FENCE;
 			WROTE; f_k = r_k; f_dead = 1; f_backoff = 0; rejecting = 0; /* reach: needs_login_written */
 			printf("P%d: writes generation %d needs_login; unlocks\n", me, f_gen);
 			r_dead = 1
@@ -692,21 +804,45 @@ refresh:	/* §4 2.6, Leader::refresh_locked: the refresher, with the token just 
 	   (deferred_or: the slot installs the record either way) */
 	:: atomic { (outcome == TRANSIENT || (!CLIENT_MARKS_DEAD && outcome == CLIENTERR)) ->
 		if
-		:: true ->
+		:: CAN_WRITE ->
+#ifdef FLEET
+			if
+			:: (sess_lost && lock != me) ->
+#ifndef NAIVE_UNFENCED
+				lock = me;
+				printf("P%d: its session is gone; it takes the lock again and writes where the stamp is the one it read\n", me)
+#else
+				printf("P%d: its lock is gone; it writes the record it read anyway (unfenced)\n", me)
+#endif
+				/* reach: relocked_backoff */
+			:: else
+			fi;
+#endif
+			FENCE;
 #ifndef NO_G4
 			assert(mine(rdok));
 #endif
+#ifdef FLEET
+			/* the record as this holder read it, with a backoff (Leader::defer) */
+			WROTE; f_k = r_k; f_dead = 0; f_backoff = 1;
+#else
 			WROTE; f_backoff = 1;                           /* reach: backoff_written */
+#endif
 			printf("P%d: writes generation %d with a backoff (%e); unlocks\n", me, f_gen,
 				(outcome == CLIENTERR -> client_error : unavailable))
 		:: (fails < MAXFAIL) ->
 			fails++;
 			printf("P%d: could not record the backoff (Io); unlocks\n", me) /* reach: backoff_unsaved */
+#ifdef FLEET
+		:: sess_lost ->
+			printf("P%d: its backoff write is fenced off (Io); unlocks\n", me) /* reach: backoff_fenced */
+#endif
 		fi;
 #ifndef NO_G5
 		/* G5b, client errors: the record stays ok, with the same refresh token (redeemable
-		   again once the backoff is over) */
-		assert(outcome != CLIENTERR || (!f_dead && f_k == sent));
+		   again once the backoff is over); FLEET: unless its write was fenced off (the
+		   record is then whatever the next holder of the lock made it) */
+		assert(outcome != CLIENTERR || (sess_lost && lock != me) || (!f_dead && f_k == sent));
 #endif
 		UNLOCK; install_auth; reset; goto end_idle }        /* reach: refresh_deferred */
 	DIE
