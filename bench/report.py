@@ -701,6 +701,7 @@ WAITER_SIZES = [2, 6, 16, 64]
 EXACT_ROWS = [
     ("rust_holder", "oauth-lock, Rust (`oauth-lock probe` processes)"),
     ("python_holder", "oauth-lock, Python (`bench/waiters/probe.py` processes)"),
+    ("node_holder", "oauth-lock, Node (`bench/waiters/probe.mjs` processes)"),
     ("kernel_sh", "kernel: `flock(LOCK_SH)` waiters, all woken at once (C)"),
     ("kernel_ex", "kernel: `flock(LOCK_EX)` waiters, in turn (C)"),
     ("filelock", "peer: `filelock` waiters, in turn (Python, polls every 50 ms)"),
@@ -757,7 +758,13 @@ def waiters_goals(w: Dict[str, Any]) -> List[str]:
         out.append(
             f"| the same, from the exact release (the winner may return late: see below) | {sfmt(v)} "
             f"(p50 {sfmt(exact6['last']['p50_ns'])}, {exact6['rounds']} rounds) | {yes(v <= 1e6)} |")
-    for variant, name in [("rust_holder", "Rust"), ("python_holder", "Python")]:
+    node6 = wentry(w, "node_holder", 6)
+    if node6:
+        v = node6["last"]["p99_ns"]
+        out.append(
+            f"| the same for 6 Node waiters, from the exact release (no Node winner is run) | {sfmt(v)} "
+            f"(p50 {sfmt(node6['last']['p50_ns'])}, {node6['rounds']} rounds) | {yes(v <= 1e6)} |")
+    for variant, name in [("rust_holder", "Rust"), ("python_holder", "Python"), ("node_holder", "Node")]:
         a, b = wstat(w, variant, 64, p="p99_ns"), wstat(w, variant, 6, p="p99_ns")
         if a is None or b is None:
             continue
@@ -852,7 +859,8 @@ def waiters_where(w: Dict[str, Any]) -> List[str]:
               f"waiter is back with the token in {sfmt(a2)}: {sfmt(a2 - k2)} is the core's own part of the path."]
     slopes = []
     for variant, name in [("kernel_sh", "the kernel's `LOCK_SH` waiters"), ("kernel_ex", "`LOCK_EX` waiters in turn"),
-                          ("rust_holder", "oauth-lock's Rust waiters"), ("python_holder", "its Python waiters")]:
+                          ("rust_holder", "oauth-lock's Rust waiters"), ("python_holder", "its Python waiters"),
+                          ("node_holder", "its Node waiters")]:
         hi, lo = wstat(w, variant, 64, "last"), wstat(w, variant, 16, "last")
         if hi is not None and lo is not None:
             slopes.append(f"{name} {sfmt((hi - lo) / 48)}")
@@ -896,7 +904,7 @@ def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: boo
         "## Waiters wake together",
         "",
         "```bash",
-        "./scripts/bench-waiters   # bench/waiters/waiters.py: probes in Rust, Python and C, the filelock peer, the scale figures",
+        "./scripts/bench-waiters   # bench/waiters/waiters.py: probes in Rust, Python, Node and C, the filelock peer, the scale figures",
         "```",
         "",
     ]
@@ -914,7 +922,7 @@ def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: boo
         + cpu_note(w)
         + f" {v.get('oauth-lock', '?')} at commit {v.get('commit', '?')}"
         + ("" if v.get("uncommitted", "none") == "none" else f" (uncommitted changes in {v['uncommitted']})")
-        + f"; Python {v.get('python', '?')}, filelock {v.get('filelock', '?')}; {v.get('cc', '?')}.",
+        + f"; Python {v.get('python', '?')}, filelock {v.get('filelock', '?')}; Node {v.get('node', '?')}; {v.get('cc', '?')}.",
         "",
     ]
     if w.get("quick"):

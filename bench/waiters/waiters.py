@@ -15,8 +15,9 @@ that a change of load hits them alike:
 - python: the same with bench/waiters/probe.py processes (`Store(dir).source(key)
   .access_token()`), the winner one of them; each started by a line on stdin once imported
   (the winner first, the others once it holds the lock).
-- rust_holder / python_holder: N such waiters behind bench/waiters/flock_probe.c holding the
-  lock; it renames a fresh record into place (a commit) and releases, stamping the moment
+- rust_holder / python_holder / node_holder: N such waiters (node_holder: bench/waiters/
+  probe.mjs processes, `accessToken()` of bindings/node's addon) behind
+  bench/waiters/flock_probe.c holding the lock; it renames a fresh record into place (a commit) and releases, stamping the moment
   just before LOCK_UN: hand-off from the exact release.
 - kernel_sh / kernel_ex: N flock_probe waiters blocked in flock(LOCK_SH) (all wake at once)
   or flock(LOCK_EX) (they take it in turn, each unlocking at once) behind the same holder.
@@ -65,7 +66,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 LATENCY = "300ms"  # the mock's answer to the winner's refresh
 LATENCY_S = 0.3
-VARIANTS = ["rust", "python", "rust_holder", "python_holder", "kernel_sh", "kernel_ex", "filelock"]
+VARIANTS = ["rust", "python", "rust_holder", "python_holder", "node_holder", "kernel_sh", "kernel_ex", "filelock"]
 SIZES = [2, 6, 16, 64]
 
 
@@ -273,6 +274,7 @@ class Ctx:
         self.flock_probe = a.flock_probe
         self.python = sys.executable
         self.probe_py = str(HERE / "probe.py")
+        self.probe_mjs = str(HERE / "probe.mjs")
         self.work = work
         self.store = work / "store"
         self.store.mkdir(mode=0o700)
@@ -314,6 +316,9 @@ class Ctx:
 
     def py_probe(self, *args: str) -> Proc:
         return spawn_lingering([self.python, self.probe_py, *args], self.env)
+
+    def node_probe(self, key: str) -> Proc:
+        return spawn_lingering(["node", self.probe_mjs, str(self.store), key], self.env)
 
 
 def all_blocked(ident: str, holder: int, waiters: Sequence[Proc]) -> Callable[[], bool]:
@@ -444,7 +449,8 @@ def release(h: Proc, n: int, python: bool) -> Dict[str, int]:
 
 
 def round_holder(ctx: Ctx, n: int, key: str, lang: str) -> Dict[str, Any]:
-    """N waiters (`oauth-lock probe`, or probe.py for Python) behind flock_probe's commit."""
+    """N waiters (`oauth-lock probe`, probe.py for Python, probe.mjs for Node) behind
+    flock_probe's commit."""
     record = ctx.store / f"{key}.json"
     ctx.write_record(record, key, 1, fresh=False)
     nxt = ctx.next_dir / f"{key}.json"
@@ -454,6 +460,8 @@ def round_holder(ctx: Ctx, n: int, key: str, lang: str) -> Dict[str, Any]:
     h = holder(ctx, lock, (nxt, record))
     if lang == "rust":
         waiters = [ctx.cli_probe(key) for _ in range(n)]
+    elif lang == "node":
+        waiters = [ctx.node_probe(key) for _ in range(n)]
     else:
         waiters = [ctx.py_probe("oauth-lock", str(ctx.store), key) for _ in range(n)]
     try:
@@ -568,7 +576,7 @@ def handoffs(ctx: Ctx, variants: List[str], sizes: List[int], quick: bool) -> Di
                                 res = round_rust(ctx, n, key, mock)  # type: ignore[arg-type]
                             elif v == "python":
                                 res = round_python(ctx, n, key, mock)  # type: ignore[arg-type]
-                            elif v in ("rust_holder", "python_holder"):
+                            elif v in ("rust_holder", "python_holder", "node_holder"):
                                 res = round_holder(ctx, n, key, v.split("_")[0])
                             elif v in ("kernel_sh", "kernel_ex"):
                                 res = round_kernel(ctx, n, v.split("_")[1], r * 10 + attempt)
@@ -793,8 +801,9 @@ def versions(cli: str) -> Dict[str, str]:
             return "not found"
 
     v = {"oauth-lock": first([cli, "--version"]), "python": sys.version.split()[0],
+         "node": first(["node", "--version"]),
          "cc": first(["cc", "--version"]), "commit": first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])}
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "core", "cli", "ffi", "bindings/python"],
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "core", "cli", "ffi", "bindings/python", "bindings/node/src"],
                            capture_output=True, text=True).stdout.strip()
     v["uncommitted"] = ", ".join(line[3:] for line in dirty.splitlines()) or "none"
     try:

@@ -263,6 +263,17 @@ struct Flight {
     done: Notify,
 }
 
+/// A blocking caller's leader, run on its own thread ([`TokenSource::join_or_start`]).
+type Lead = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Who asks for a flight: a blocking caller is parked in `block_on` until it ends; an async
+/// one may be dropped before.
+#[derive(Clone, Copy)]
+enum Caller {
+    Blocking,
+    Async,
+}
+
 impl Flight {
     async fn wait(&self) -> Result<AccessToken> {
         loop {
@@ -424,7 +435,7 @@ impl TokenSource {
         if let Some(t) = self.cached() {
             return Ok(t);
         }
-        runtime::block_on(self.fly(Mode::Fresh))
+        runtime::block_on(self.fly_as(Mode::Fresh, Caller::Blocking))
     }
 
     /// [`reject`](Self::reject) for callers without an async runtime.
@@ -521,6 +532,12 @@ impl TokenSource {
     /// Joins the slot's flight or starts one, then waits for its result. Waiting can be
     /// cancelled; the flight itself runs on the core's runtime and always completes.
     async fn fly(&self, mode: Mode) -> Result<AccessToken> {
+        self.fly_as(mode, Caller::Async).await
+    }
+
+    /// [`fly`](Self::fly); a [`Caller::Blocking`] cannot be cancelled, and runs the flight it
+    /// starts itself ([`join_or_start`](Self::join_or_start)).
+    async fn fly_as(&self, mode: Mode, caller: Caller) -> Result<AccessToken> {
         let slot = self.slot();
         let reentrant = REFRESHING
             .try_with(|(id, key)| id == slot.backend.location() && key == &slot.key)
@@ -533,7 +550,10 @@ impl TokenSource {
         // Joining someone else's flight is enough for Fresh; Reject and Force may need their
         // own flight after it (at most one more round each).
         for _ in 0..3 {
-            let (flight, mine) = self.join_or_start(&slot, &mode);
+            let (flight, mine, lead) = self.join_or_start(&slot, &mode, caller);
+            if let Some(lead) = lead {
+                lead.await;
+            }
             let result = flight.wait().await;
             let satisfied = mine
                 || match (&mode, &result) {
@@ -550,10 +570,22 @@ impl TokenSource {
         )))
     }
 
-    fn join_or_start(&self, slot: &Arc<Slot>, mode: &Mode) -> (Arc<Flight>, bool) {
+    /// The flight to wait on, and whether this caller started it. A blocking caller runs the
+    /// leader it starts on its own thread, before it waits: the thread that sees a release
+    /// (DESIGN.md §4 step 2.3) then wakes that caller alone, not a runtime worker that
+    /// finishes the leader's task beside it (one thread wake less per waiting process, which
+    /// is CPU that every process woken together on few cores pays N times). An async caller
+    /// may be dropped mid-way, and the flight's other callers must still be answered: its
+    /// leader is a task of its own.
+    fn join_or_start(
+        &self,
+        slot: &Arc<Slot>,
+        mode: &Mode,
+        caller: Caller,
+    ) -> (Arc<Flight>, bool, Option<Lead>) {
         let mut current = lock(&slot.flight);
         if let Some(f) = current.as_ref().filter(|f| f.result.get().is_none()) {
-            return (f.clone(), false);
+            return (f.clone(), false, None);
         }
         let flight = Arc::new(Flight {
             mode: mode.clone(),
@@ -569,9 +601,8 @@ impl TokenSource {
             mode: mode.clone(),
             flight: flight.clone(),
         };
-        let process = runtime::process();
         let scope = (slot.backend.location().clone(), slot.key.clone());
-        process.runtime.spawn(REFRESHING.scope(scope, async move {
+        let lead = REFRESHING.scope(scope, async move {
             // Listeners hear the leader's events once it has released the lock (before its
             // callers return, so that a caller that saw the result has seen the events too).
             let run = events::after_unlock(leader.run());
@@ -589,8 +620,14 @@ impl TokenSource {
             {
                 *current = None;
             }
-        }));
-        (flight, true)
+        });
+        match caller {
+            Caller::Async => {
+                runtime::process().runtime.spawn(lead);
+                (flight, true, None)
+            }
+            Caller::Blocking => (flight, true, Some(Box::pin(lead))),
+        }
     }
 }
 
