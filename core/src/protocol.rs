@@ -551,10 +551,23 @@ impl TokenSource {
         // own flight after it (at most one more round each).
         for _ in 0..3 {
             let (flight, mine, lead) = self.join_or_start(&slot, &mode, caller);
-            if let Some(lead) = lead {
-                lead.await;
-            }
-            let result = flight.wait().await;
+            let result = match lead {
+                None => flight.wait().await,
+                Some(mut lead) => {
+                    let waiting = flight.wait();
+                    tokio::pin!(waiting);
+                    tokio::select! {
+                        biased;
+                        () = &mut lead => waiting.await,
+                        // Answered before the leader ended (a refresh that timed out still
+                        // holds the lock until its refresher ends): the runtime finishes it.
+                        result = &mut waiting => {
+                            runtime::process().runtime.spawn(lead);
+                            result
+                        }
+                    }
+                }
+            };
             let satisfied = mine
                 || match (&mode, &result) {
                     (Mode::Fresh, _) | (_, Err(_)) => true,
