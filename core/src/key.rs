@@ -91,7 +91,7 @@ fn is_stem_byte(b: u8) -> bool {
 }
 
 /// Whether the part of `key` before its first `.` is a Windows device name, in any case.
-fn is_device_name(key: &str) -> bool {
+pub(crate) fn is_device_name(key: &str) -> bool {
     let base = key.split('.').next().unwrap_or(key).to_ascii_lowercase();
     match base.as_bytes() {
         b"con" | b"prn" | b"aux" | b"nul" => true,

@@ -29,8 +29,7 @@ impl FsBackend {
         crate::sys::private_dir(fs::DirBuilder::new().recursive(true))
             .create(dir)
             .map_err(|e| Error::io("creating the store directory", dir, &e))?;
-        let dir = dir
-            .canonicalize()
+        let dir = crate::sys::canonical(dir)
             .map_err(|e| Error::io("resolving the store directory", dir, &e))?;
         if !dir.is_dir() {
             let e = crate::sys::not_a_directory();

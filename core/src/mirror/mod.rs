@@ -271,7 +271,7 @@ impl MirrorConfig {
                 let Some(dir) = self.path.parent() else {
                     return Vec::new();
                 };
-                let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                let real = crate::sys::canonical(dir).unwrap_or_else(|_| dir.to_path_buf());
                 let mut real_lock = real.into_os_string();
                 real_lock.push(".lock");
                 vec![dir.join(".oauth_refresh.lock"), PathBuf::from(real_lock)]

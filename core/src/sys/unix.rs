@@ -67,6 +67,11 @@ pub(crate) fn stamp_path(path: &Path, follow: bool) -> std::io::Result<Stamp> {
     Ok(stamp_of(&meta))
 }
 
+/// The absolute path with every link resolved (a store's identity, a mirror's real directory).
+pub(crate) fn canonical(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    fs::canonicalize(path)
+}
+
 /// Opens a directory to read its stamp or set its times.
 pub(crate) fn open_dir(path: &Path) -> std::io::Result<File> {
     File::open(path)

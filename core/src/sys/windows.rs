@@ -101,6 +101,17 @@ pub(crate) fn stamp_path(path: &Path, follow: bool) -> std::io::Result<Stamp> {
     stamp(&open_attributes(path, follow)?)
 }
 
+/// The absolute path with every link resolved (a store's identity, a mirror's real directory),
+/// in its plain form where that names the same file ([`super::plain_windows_path`]): what a
+/// user, `status` and Node's `realpath` (Claude Code's lock directory) all write.
+pub(crate) fn canonical(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let verbatim = fs::canonicalize(path)?;
+    Ok(verbatim
+        .to_str()
+        .and_then(super::plain_windows_path)
+        .map_or(verbatim, std::path::PathBuf::from))
+}
+
 /// Opens a directory to read its stamp or set its times (backup semantics: `File::open`
 /// cannot open a directory on Windows).
 pub(crate) fn open_dir(path: &Path) -> std::io::Result<File> {
