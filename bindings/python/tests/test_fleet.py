@@ -1,6 +1,6 @@
 """The fleet store from Python (DESIGN.md §10): `Store(url)` hands a postgresql:// URL to the
 core, which does the rest; a smoke run against the server scripts/pg-cluster starts
-(`OAUTH_LOCK_TEST_PG_URL`). Under CI=true a missing server fails, never skips."""
+(`OAUTH_LOCK_TEST_PG_URL`). A missing server fails the test; it never skips."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from support import log_in
 def pg_url() -> str:
     url = os.environ.get("OAUTH_LOCK_TEST_PG_URL", "")
     if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and OAUTH_LOCK_TEST_PG_URL is unset: scripts/pg-cluster starts one")
-        pytest.skip("OAUTH_LOCK_TEST_PG_URL is unset")
+        pytest.fail("OAUTH_LOCK_TEST_PG_URL is unset: scripts/test-python starts a server (scripts/pg-cluster)")
     return f"{url}&schema=py_{os.getpid()}_{threading.get_ident() % 100000}"
 
 
