@@ -900,6 +900,39 @@ fn schema_sql(s: &str) -> String {
     )
 }
 
+/// Waits for the advisory lock `id` at most `timeout_ms` (then `LOCK_NOT_AVAILABLE`) in one
+/// round trip: the statement sets `lock_timeout` before it waits (`set_config` outlives the
+/// statement, which is harmless: every wait sets its own). `shared_then_free`: the shared
+/// lock, given back by the same statement at its grant, only to learn of the release
+/// (DESIGN.md §4 step 2.3); otherwise the exclusive lock, held by the session.
+async fn wait_for_lock(
+    client: &Client,
+    id: &str,
+    timeout_ms: u128,
+    shared_then_free: bool,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    const EXCLUSIVE: &str = "WITH timeout AS MATERIALIZED \
+        (SELECT set_config('lock_timeout', $2, false)) \
+        SELECT pg_advisory_lock(hashtextextended($1, 0)) FROM timeout";
+    const SHARED_THEN_FREE: &str = "WITH timeout AS MATERIALIZED \
+        (SELECT set_config('lock_timeout', $2, false)), \
+        granted AS MATERIALIZED \
+        (SELECT pg_advisory_lock_shared(hashtextextended($1, 0)) FROM timeout) \
+        SELECT pg_advisory_unlock_shared(hashtextextended($1, 0)) FROM granted";
+    let sql = if shared_then_free {
+        SHARED_THEN_FREE
+    } else {
+        EXCLUSIVE
+    };
+    let ms = timeout_ms.to_string();
+    let rows = client
+        .query_typed(sql, &[(&id, Type::TEXT), (&ms, Type::TEXT)])
+        .await?;
+    // One row, or none if the statement did not wait (which would be a bug in this SQL).
+    debug_assert_eq!(rows.len(), 1, "one row from the lock's statement");
+    Ok(())
+}
+
 /// The boolean a one-row, one-column answer holds (`pg_try_advisory_lock…`).
 fn first_bool(
     rows: std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
@@ -1056,12 +1089,8 @@ async fn watch(backend: Weak<PgBackend>, epoch: u64) {
     }
 }
 
-/// A notice's payload: `<generation> <stamp> <key>`; stamp 0 says the record was removed.
-fn notice(key: &Key, version: Option<(u64, i64)>) -> String {
-    let (generation, stamp) = version.unwrap_or((0, 0));
-    format!("{generation} {stamp} {}", key.as_str())
-}
-
+/// A notice's payload, made by the commit's SQL (`PgLocked::write`, `remove`):
+/// `<generation> <stamp> <key>`; stamp 0 says the record was removed.
 fn parse_notice(payload: &str) -> Option<(Key, Option<Version>)> {
     let mut parts = payload.splitn(3, ' ');
     let generation: u64 = parts.next()?.parse().ok()?;
@@ -1146,20 +1175,7 @@ impl Backend for PgBackend {
                     )
                 } else {
                     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-                    let set = client
-                        .batch_execute(&format!("SET lock_timeout = {ms}"))
-                        .await;
-                    let took = match set {
-                        Ok(()) => client
-                            .query_typed(
-                                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                                &[(&id, Type::TEXT)],
-                            )
-                            .await
-                            .map(|_| true),
-                        Err(e) => Err(e),
-                    };
-                    match took {
+                    match wait_for_lock(&client, &id, ms, false).await.map(|()| true) {
                         Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
                         other => other,
                     }
@@ -1212,55 +1228,37 @@ impl Backend for PgBackend {
             let id = backend.lock_id(&key);
             let client = backend.lock_session().await?;
             let failed = |e: tokio_postgres::Error| backend.db_error("waiting for the lock", &e);
+            // Taken only to learn of the release, and given back in the same statement, so
+            // that a waiter goes on at the grant without another round trip.
             let free = first_bool(
                 client
                     .query_typed(
-                        "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))",
+                        "SELECT CASE WHEN pg_try_advisory_lock_shared(hashtextextended($1, 0)) \
+                         THEN pg_advisory_unlock_shared(hashtextextended($1, 0)) ELSE false END",
                         &[(&id, Type::TEXT)],
                     )
                     .await,
             )
             .map_err(failed)?;
-            if !free {
-                let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-                client
-                    .batch_execute(&format!("SET lock_timeout = {ms}"))
-                    .await
-                    .map_err(failed)?;
-                let waited = client
-                    .query_typed(
-                        "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))",
-                        &[(&id, Type::TEXT)],
-                    )
-                    .await;
-                if let Err(e) = waited {
-                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-                        lock(&backend.sessions().idle).push(client);
-                        return Err(Error::Busy {
-                            ctx: Context {
-                                key: Some(key.as_str().to_owned()),
-                                path: Some(backend.place_of(&key)),
-                            },
-                            waited_ms: u64::try_from(started.elapsed().as_millis())
-                                .unwrap_or(u64::MAX),
-                            foreign: None,
-                        });
-                    }
-                    return Err(failed(e));
-                }
-            }
-            // Taken only to learn of the release: given back at once.
-            let released = client
-                .query_typed(
-                    "SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))",
-                    &[(&id, Type::TEXT)],
-                )
-                .await;
-            if released.is_ok() {
-                lock(&backend.sessions().idle).push(client);
-            }
             if free {
+                lock(&backend.sessions().idle).push(client);
                 return Ok(Duration::ZERO);
+            }
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+            match wait_for_lock(&client, &id, ms, true).await {
+                Ok(_) => lock(&backend.sessions().idle).push(client),
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                    lock(&backend.sessions().idle).push(client);
+                    return Err(Error::Busy {
+                        ctx: Context {
+                            key: Some(key.as_str().to_owned()),
+                            path: Some(backend.place_of(&key)),
+                        },
+                        waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        foreign: None,
+                    });
+                }
+                Err(e) => return Err(failed(e)),
             }
             on_release();
             Ok(started.elapsed())
@@ -1347,15 +1345,18 @@ impl PgLocked {
         }
     }
 
-    /// Runs `change` and the change notice in one transaction on the lock's session.
+    /// Runs `change` and its change notice in one transaction on the lock's session, in one
+    /// round trip: `BEGIN`, the statement and `COMMIT` are pipelined (sent together, run in
+    /// order by the server). `change` is a data-modifying CTE named `changed` returning
+    /// `stamp`; `notify` is the `SELECT` over it that sends the notice, so a fenced-out
+    /// change (no row) sends none. A failed statement makes the pipelined `COMMIT` a
+    /// rollback, and a transaction never outlives the call.
     async fn commit(
         &self,
         op: &str,
         sql: &str,
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
-        generation: u64,
     ) -> std::result::Result<Option<i64>, Failed> {
-        let b = &self.backend;
         let client = self.client();
         let fail = |e: tokio_postgres::Error| {
             let lost = session_lost(&e) || client.is_closed();
@@ -1372,39 +1373,16 @@ impl PgLocked {
                 session_lost: lost,
             }
         };
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let done = async {
-            let row = client.query_typed(sql, params).await?.into_iter().next();
-            let stamp: Option<i64> = row.map(|r| r.get(0));
-            let Some(stamp) = stamp else {
-                return Ok(None);
-            };
-            let payload = if op == "removing the record" {
-                notice(&self.key, None)
-            } else {
-                notice(&self.key, Some((generation, stamp)))
-            };
-            client
-                .query_typed(
-                    "SELECT pg_notify($1, $2)",
-                    &[(&b.channel(), Type::TEXT), (&payload, Type::TEXT)],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await?;
-            Ok(Some(stamp))
-        }
-        .await;
-        match done {
-            Ok(Some(stamp)) => Ok(Some(stamp)),
-            Ok(None) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Ok(None)
-            }
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(fail(e))
-            }
-        }
+        // tokio-postgres sends each request at its future's first poll, in `join!`'s order.
+        let (begun, changed, committed) = futures_util::join!(
+            client.batch_execute("BEGIN"),
+            client.query_typed(sql, params),
+            client.batch_execute("COMMIT"),
+        );
+        begun.map_err(fail)?;
+        let row = changed.map_err(fail)?.into_iter().next();
+        committed.map_err(fail)?;
+        Ok(row.map(|r| r.get::<_, i64>(0)))
     }
 }
 
@@ -1426,18 +1404,7 @@ impl PgLocked {
                 let attempt = async {
                     let client = b.lock_session().await?;
                     let ms = left.as_millis().clamp(1, i32::MAX as u128);
-                    let taken = async {
-                        client
-                            .batch_execute(&format!("SET lock_timeout = {ms}"))
-                            .await?;
-                        client
-                            .query_typed(
-                                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                                &[(&id, Type::TEXT)],
-                            )
-                            .await
-                    }
-                    .await;
+                    let taken = wait_for_lock(&client, &id, ms, false).await;
                     taken
                         .map(|_| client)
                         .map_err(|e| b.db_error("taking the lock again", &e))
@@ -1535,8 +1502,19 @@ impl Locked for PgLocked {
                 ],
             ),
         };
+        // The notice's payload (see `notice`) is made by the server from the new stamp.
+        let channel = b.channel();
+        let generation_text = record.generation.to_string();
+        let mut params = params;
+        params.push((&channel, Type::TEXT));
+        params.push((&generation_text, Type::TEXT));
+        let (c, g) = (params.len() - 1, params.len());
+        let sql = format!(
+            "WITH changed AS ({sql}) SELECT stamp, pg_notify(${c}, ${g} || ' ' || stamp || ' ' || $1) \
+             FROM changed"
+        );
         let op = "writing the record";
-        let stamp = match wait(self.commit(op, &sql, &params, record.generation)) {
+        let stamp = match wait(self.commit(op, &sql, &params)) {
             Ok(stamp) => stamp,
             // The lock's session ended under this holder (a server restart, a dropped
             // connection) before B: it takes the lock again on a new session and makes the
@@ -1549,7 +1527,7 @@ impl Locked for PgLocked {
                     && self.taken_at.elapsed() < HOLDER_BOUND =>
             {
                 self.relock().map_err(|_| f.error)?;
-                wait(self.commit(op, &sql, &params, record.generation)).map_err(|f| f.error)?
+                wait(self.commit(op, &sql, &params)).map_err(|f| f.error)?
             }
             Err(f) => return Err(f.error),
         };
@@ -1572,10 +1550,20 @@ impl Locked for PgLocked {
 
     fn remove(&mut self) -> Result<bool> {
         let b = self.backend.clone();
-        let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
+        // A removal's notice says stamp 0 (see `notice`).
+        let sql = format!(
+            "WITH changed AS (DELETE FROM {} WHERE key = $1 RETURNING stamp) \
+             SELECT stamp, pg_notify($2, '0 0 ' || $1) FROM changed",
+            b.table()
+        );
         let key = self.key.as_str();
-        let removed = wait(self.commit("removing the record", &sql, &[(&key, Type::TEXT)], 0))
-            .map_err(|f| f.error)?;
+        let channel = b.channel();
+        let removed = wait(self.commit(
+            "removing the record",
+            &sql,
+            &[(&key, Type::TEXT), (&channel, Type::TEXT)],
+        ))
+        .map_err(|f| f.error)?;
         self.seen = Seen::Absent;
         b.remember(&self.key, None);
         Ok(removed.is_some())
@@ -1645,11 +1633,13 @@ mod tests {
 
     #[test]
     fn notices_round_trip() {
+        // As the commit's SQL makes them: `<generation> || ' ' || stamp || ' ' || <key>`.
         let k = Key::new("a b:c").unwrap();
         assert_eq!(
-            parse_notice(&notice(&k, Some((7, 42)))),
+            parse_notice("7 42 a b:c"),
             Some((k.clone(), Some(Version::row(7, 42))))
         );
-        assert_eq!(parse_notice(&notice(&k, None)), Some((k, None)));
+        assert_eq!(parse_notice("0 0 a b:c"), Some((k, None)));
+        assert_eq!(parse_notice("7 x a"), None);
     }
 }
