@@ -96,6 +96,7 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
         store, key = fleet.store_url("bench_handoff"), "bench:handoff"
         samples: List[float] = []
         from_return: List[float] = []
+        holder_part: List[float] = []
         for i in range(ROUNDS):
             # A login (a 1 s token), then it is stale: the holder refreshes, with a 60 s token
             # of its own making, which the waiters adopt.
@@ -112,6 +113,7 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
                 assert time.monotonic() < deadline, "the waiters never blocked on the lock"
                 time.sleep(0.01)
             h, reports = let_go(holder, waiters, go)
+            holder_part.append(int(h["returned_ns"]) - int(h["go_seen_ns"]))
             for r in reports:
                 samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
                 from_return.append(int(r["returned_ns"]) - int(h["returned_ns"]))
@@ -123,6 +125,11 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
             "p50_ns": p(samples, 0.5),
             "p99_ns": p(samples, 0.99),
             "after_holder_returned_p50_ns": p(from_return, 0.5),
+            # Where the tail is: the holder's part (its refresher answering → its call
+            # returning: the commit and the release) per round, and the waiters' part (the
+            # holder's call returning → theirs) per waiter, slowest last.
+            "holder_part_ns": sorted(holder_part),
+            "after_holder_returned_ns": sorted(from_return),
         }
     finally:
         mock.close()
@@ -330,6 +337,13 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     run = Runner(logs)
     figures: Dict[str, Any] = {}
+    only = os.environ.get("FLEET_BENCH_ONLY")
+    if only:
+        # One part alone (e.g. hand_off, when working on it): printed, not recorded.
+        parts = {f.__name__: f for f in (hand_off, full_refresh, hot_path, per_rotation,
+                                         peer_hand_off, peer_per_rotation)}
+        print(json.dumps({only: parts[only](run, hs, logs)}, indent=1))
+        return 0
     figures["hand_off"] = hand_off(run, hs, logs)
     figures["full_refresh"] = full_refresh(run, hs, logs)
     figures["hot_path"] = hot_path(run, hs, logs)
