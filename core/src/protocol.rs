@@ -824,11 +824,11 @@ impl Leader {
         let at_release = {
             let (leader, ran) = (self.clone(), ran.clone());
             let started = Instant::now();
-            Box::new(move || {
+            Box::new(move |read_at_release| {
                 ran.store(true, Ordering::Release);
                 let answer = events::after_unlock_blocking(|| {
                     leader.note_waited(started.elapsed());
-                    leader.answer_after_release()
+                    leader.answer_after_release(read_at_release)
                 });
                 if let Ok(Some(answer)) = answer {
                     leader.publish(answer);
@@ -848,7 +848,7 @@ impl Leader {
         if !ran.load(Ordering::Acquire) {
             self.note_waited(waited);
         }
-        Ok((waited, self.answer_after_release()?))
+        Ok((waited, self.answer_after_release(None)?))
     }
 
     fn note_waited(&self, waited: Duration) {
@@ -859,9 +859,17 @@ impl Leader {
     }
 
     /// Step 2.3's unlocked re-read after a holder released: the answer, or `None` when the
-    /// record is still stale and the exclusive lock must be taken.
-    fn answer_after_release(&self) -> Result<Option<Result<AccessToken>>> {
-        let Some((record, version)) = self.slot.backend.read(&self.slot.key)? else {
+    /// record is still stale and the exclusive lock must be taken. `read_at_release`: the
+    /// record as the backend read it at the release, if it did (else it is read here).
+    fn answer_after_release(
+        &self,
+        read_at_release: Option<crate::backend::ReadAtRelease>,
+    ) -> Result<Option<Result<AccessToken>>> {
+        let read = match read_at_release {
+            Some(read) => read,
+            None => self.slot.backend.read(&self.slot.key),
+        };
+        let Some((record, version)) = read? else {
             return Ok(Some(Err(self.gone())));
         };
         if record.state == State::NeedsLogin {

@@ -619,6 +619,14 @@ fn helper_process() {
             std::thread::sleep(Duration::from_secs(120));
             return;
         }
+        "refresh-slow" => {
+            // Refreshes k (rt-0 → at-1) with a provider that takes 2 s, the lock held.
+            let provider = Rotating::new("rt-0", Duration::from_secs(2));
+            let source = store.source_with("k", provider.as_refresher()).unwrap();
+            println!("READY");
+            assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+            return;
+        }
         other => panic!("unknown helper {other}"),
     }
     println!("READY");
@@ -929,6 +937,75 @@ fn events_name_the_record_by_its_location_without_the_password() {
             assert!(!e.contains(&password_of(&loc.location)), "{e}");
         }
     }
+}
+
+/// The advisory locks on key `k` of `loc`'s schema, by mode and whether granted.
+fn advisory_locks(loc: &Loc, key: &str) -> Vec<(String, bool)> {
+    let id = format!("oauth-lock:{}:{key}", loc.schema);
+    loc.sql(move |c| {
+        Box::pin(async move {
+            c.query(
+                "SELECT mode, granted FROM pg_locks WHERE locktype = 'advisory' \
+                 AND objsubid = 1 \
+                 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)))
+            .collect()
+        })
+    })
+}
+
+#[test]
+fn a_waiter_adopts_what_the_holder_committed_at_the_release_without_the_lock() {
+    // The waiter's re-read is pipelined behind its shared wait on the server: it must see the
+    // holder's commit (a statement after the wait, so a snapshot after the release), adopt it
+    // without its own refresh, and never queue for the exclusive lock.
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save_expired(&store, "k");
+    let place = store.path_of("k").unwrap().display().to_string();
+    helper(&loc.location, "refresh-slow", |_child| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !advisory_locks(&loc, "k").contains(&("ExclusiveLock".into(), true)) {
+            assert!(Instant::now() < deadline, "the helper never took the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let p = place.clone();
+        let listener = oauth_lock::interop::add_listener(move |e| {
+            if e.key == "k" && e.path == p {
+                s.lock().unwrap().push(serde_json::to_value(e).unwrap());
+            }
+        });
+        let mine = Rotating::new("rt-0", Duration::ZERO);
+        let source = store.source_with("k", mine.as_refresher()).unwrap();
+        let waiter = std::thread::spawn(move || source.access_token_blocking());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !advisory_locks(&loc, "k").contains(&("ShareLock".into(), false)) {
+            assert!(
+                Instant::now() < deadline,
+                "the waiter never waited on the shared lock"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let token = waiter.join().unwrap().unwrap();
+        oauth_lock::interop::remove_listener(listener);
+        assert_eq!(token.value(), "at-1", "the holder's token");
+        assert_eq!(mine.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let seen = seen.lock().unwrap();
+        let adopted: Vec<&Value> = seen.iter().filter(|e| e["event"] == "adopted").collect();
+        assert_eq!(adopted.len(), 1, "{seen:?}");
+        assert_eq!(adopted[0]["fields"]["under_lock"], false, "{seen:?}");
+        assert!(
+            !seen.iter().any(|e| e["event"] == "refreshed"),
+            "this process did not refresh: {seen:?}"
+        );
+    });
 }
 
 #[test]

@@ -207,9 +207,11 @@ impl Backend for FsBackend {
         &self,
         key: &Key,
         timeout: Duration,
-        on_release: crate::lock::OnRelease,
+        on_release: super::AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let path = self.lock_path(key);
+        // The file is re-read by the callback, on the thread that saw the release.
+        let on_release: crate::lock::OnRelease = Box::new(move || on_release(None));
         Box::pin(async move { crate::lock::wait_released(&path, timeout, Some(on_release)).await })
     }
 

@@ -142,6 +142,13 @@ pub struct Placement {
     pub server: Option<String>,
 }
 
+/// What a backend read at a holder's release: the record then, as `Backend::read` says it.
+pub type ReadAtRelease = Result<Option<(Record, Version)>>;
+
+/// The protocol's work at a holder's release (`Backend::wait_released`), given the record if
+/// the backend read it then, so that a waiter on a database needs no round trip of its own.
+pub type AtRelease = Box<dyn FnOnce(Option<ReadAtRelease>) + Send>;
+
 /// A store of records. Reads are lock-free; writes happen through a [`Locked`] handle.
 pub trait Backend: Send + Sync + 'static {
     /// Where the store is; `Store`s at the same location share in-process state.
@@ -169,12 +176,13 @@ pub trait Backend: Send + Sync + 'static {
     /// (DESIGN.md §4 step 2.3). A backend that cannot wait so returns at once, and its
     /// callers queue for the exclusive lock instead. `on_release` runs at the release, before
     /// the caller's task wakes, on the thread that saw it (never when the wait returned at
-    /// once, timed out or failed).
+    /// once, timed out or failed), given the record if the backend read it at the release
+    /// (in the wait's own round trip), else `None` (the callback reads it).
     fn wait_released(
         &self,
         _key: &Key,
         _timeout: Duration,
-        _on_release: crate::lock::OnRelease,
+        _on_release: AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         Box::pin(async { Ok(Duration::ZERO) })
     }

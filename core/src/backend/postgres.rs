@@ -843,6 +843,20 @@ impl PgBackend {
 
     /// The record of a row, checked like a file's: `Corrupt` (the row left as it is) when it
     /// does not parse or holds another key.
+    /// An unlocked read's answer from the row it found: remembered for the hot path.
+    fn finish_read(&self, key: &Key, row: Option<Row>) -> Result<Option<(Record, Version)>> {
+        match row {
+            None => {
+                self.remember(key, None);
+                Ok(None)
+            }
+            Some(row) => {
+                self.remember(key, Some(row.version()));
+                self.parse_row(key, &row).map(Some)
+            }
+        }
+    }
+
     fn parse_row(&self, key: &Key, row: &Row) -> Result<(Record, Version)> {
         let place = self.place_of(key);
         let record = Record::parse(row.text.as_bytes()).map_err(|e| with_place(e, &place))?;
@@ -1126,16 +1140,7 @@ impl Backend for PgBackend {
             let client = self.reader().await?;
             self.read_row(&client, key).await
         })?;
-        match row {
-            None => {
-                self.remember(key, None);
-                Ok(None)
-            }
-            Some(row) => {
-                self.remember(key, Some(row.version()));
-                self.parse_row(key, &row).map(Some)
-            }
-        }
+        self.finish_read(key, row)
     }
 
     fn version(&self, key: &Key) -> Result<Option<Version>> {
@@ -1219,7 +1224,7 @@ impl Backend for PgBackend {
         &self,
         key: &Key,
         timeout: Duration,
-        on_release: crate::lock::OnRelease,
+        on_release: super::AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let backend = self.me.upgrade().expect("a backend in use is alive");
         let key = key.clone();
@@ -1245,8 +1250,15 @@ impl Backend for PgBackend {
                 return Ok(Duration::ZERO);
             }
             let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-            match wait_for_lock(&client, &id, ms, true).await {
-                Ok(_) => lock(&backend.sessions().idle).push(client),
+            // The re-read is pipelined behind the wait on the same session: the server runs it
+            // (in a snapshot of its own) as soon as the wait's statement ends, so the waiter
+            // has the record at the release with no round trip of its own.
+            let (waited, row) = futures_util::join!(
+                wait_for_lock(&client, &id, ms, true),
+                backend.read_row(&client, &key),
+            );
+            match waited {
+                Ok(()) => lock(&backend.sessions().idle).push(client),
                 Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
                     lock(&backend.sessions().idle).push(client);
                     return Err(Error::Busy {
@@ -1260,7 +1272,7 @@ impl Backend for PgBackend {
                 }
                 Err(e) => return Err(failed(e)),
             }
-            on_release();
+            on_release(Some(row.and_then(|row| backend.finish_read(&key, row))));
             Ok(started.elapsed())
         })
     }
