@@ -393,28 +393,45 @@ impl TokenSource {
 
     /// A valid access token, refreshing under the protocol if needed.
     pub async fn access_token(&self) -> Result<AccessToken> {
+        self.access_token_as(Caller::Async).await
+    }
+
+    async fn access_token_as(&self, caller: Caller) -> Result<AccessToken> {
         if let Some(t) = self.cached() {
             return Ok(t);
         }
-        self.fly(Mode::Fresh).await
+        self.fly_as(Mode::Fresh, caller).await
     }
 
     /// The caller got HTTP 401 with `token`: returns a different valid token, refreshing
     /// (once across all processes) if nobody has yet.
     pub async fn reject(&self, token: &str) -> Result<AccessToken> {
+        self.reject_as(token, Caller::Async).await
+    }
+
+    async fn reject_as(&self, token: &str, caller: Caller) -> Result<AccessToken> {
         if let Some(t) = self.cached().filter(|t| t.value() != token) {
             return Ok(t);
         }
-        self.fly(Mode::Reject(token.to_owned())).await
+        self.fly_as(Mode::Reject(token.to_owned()), caller).await
     }
 
     /// A token valid for at least `at_least` (e.g. for a long job or a cron keep-alive):
     /// refreshes if the current one expires sooner, unless another process already did.
     pub async fn access_token_valid_for(&self, at_least: Duration) -> Result<AccessToken> {
-        let token = self.access_token().await?;
+        self.access_token_valid_for_as(at_least, Caller::Async)
+            .await
+    }
+
+    async fn access_token_valid_for_as(
+        &self,
+        at_least: Duration,
+        caller: Caller,
+    ) -> Result<AccessToken> {
+        let token = self.access_token_as(caller).await?;
         match token.expires_at_ms() {
             Some(exp) if exp.saturating_sub(now_ms()) < ms_i64(at_least) => {
-                self.reject(token.value()).await
+                self.reject_as(token.value(), caller).await
             }
             _ => Ok(token),
         }
@@ -422,7 +439,7 @@ impl TokenSource {
 
     /// [`access_token_valid_for`](Self::access_token_valid_for) for callers without an async runtime.
     pub fn access_token_valid_for_blocking(&self, at_least: Duration) -> Result<AccessToken> {
-        runtime::block_on(self.access_token_valid_for(at_least))
+        runtime::block_on(self.access_token_valid_for_as(at_least, Caller::Blocking))
     }
 
     /// Forces one refresh, proving the refresh token works (it rotates it).
@@ -440,7 +457,7 @@ impl TokenSource {
 
     /// [`reject`](Self::reject) for callers without an async runtime.
     pub fn reject_blocking(&self, token: &str) -> Result<AccessToken> {
-        runtime::block_on(self.reject(token))
+        runtime::block_on(self.reject_as(token, Caller::Blocking))
     }
 
     /// Brings the credential's mirror (DESIGN.md §6.1) in step with the record, without a
@@ -526,7 +543,7 @@ impl TokenSource {
 
     /// [`verify`](Self::verify) for callers without an async runtime.
     pub fn verify_blocking(&self) -> Result<AccessToken> {
-        runtime::block_on(self.verify())
+        runtime::block_on(self.fly_as(Mode::Force, Caller::Blocking))
     }
 
     /// Joins the slot's flight or starts one, then waits for its result. Waiting can be
