@@ -1013,7 +1013,6 @@ fn waiters_wait_on_the_shared_lock_in_the_server_and_wake_at_the_release() {
     let Some(loc) = pg_only() else { return };
     let store = loc.store();
     save_expired(&store, "k");
-    let id = format!("oauth-lock:{}:k", loc.schema);
     helper(&loc.location, "hold", |child| {
         let provider = Rotating::new("rt-0", Duration::ZERO);
         let source = store.source_with("k", provider.as_refresher()).unwrap();
@@ -1024,24 +1023,13 @@ fn waiters_wait_on_the_shared_lock_in_the_server_and_wake_at_the_release() {
         // not for the exclusive lock.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let id = id.clone();
-            let modes: Vec<String> = loc.sql(move |c| {
-                Box::pin(async move {
-                    c.query(
-                        "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                         AND objsubid = 1 \
-                         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
-                        &[&id],
-                    )
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<_, String>(0))
-                    .collect()
-                })
-            });
-            if !modes.is_empty() {
-                assert_eq!(modes, ["ShareLock"]);
+            let waiting: Vec<String> = advisory_locks(&loc, "k")
+                .into_iter()
+                .filter(|(_, granted)| !granted)
+                .map(|(mode, _)| mode)
+                .collect();
+            if !waiting.is_empty() {
+                assert_eq!(waiting, ["ShareLock"]);
                 break;
             }
             assert!(Instant::now() < deadline, "no waiter appeared");
