@@ -841,8 +841,6 @@ impl PgBackend {
         }))
     }
 
-    /// The record of a row, checked like a file's: `Corrupt` (the row left as it is) when it
-    /// does not parse or holds another key.
     /// An unlocked read's answer from the row it found: remembered for the hot path.
     fn finish_read(&self, key: &Key, row: Option<Row>) -> Result<Option<(Record, Version)>> {
         match row {
@@ -857,6 +855,8 @@ impl PgBackend {
         }
     }
 
+    /// The record of a row, checked like a file's: `Corrupt` (the row left as it is) when it
+    /// does not parse or holds another key.
     fn parse_row(&self, key: &Key, row: &Row) -> Result<(Record, Version)> {
         let place = self.place_of(key);
         let record = Record::parse(row.text.as_bytes()).map_err(|e| with_place(e, &place))?;
