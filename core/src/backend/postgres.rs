@@ -13,7 +13,8 @@
 //!   holder stays idle (foreign lock 15 s + refresh 30 s + late answer 4 s).
 //! - Fencing: a write is one transaction on the lock's own session, conditional on the row's
 //!   stamp as the holder read it. A session the server ended has no connection to commit on.
-//! - Change notices: every commit sends `NOTIFY` in its transaction; one listening session per
+//! - Change notices: a holder sends `NOTIFY` after its release, pipelined behind it (the
+//!   woken waiters, who re-read for themselves, come first); one listening session per
 //!   process keeps a map of versions that the hot path reads (no network), and re-reads the
 //!   versions of the keys it knows every [`POLL_EVERY`] in case a notice was lost.
 //! - Records are stored as their exact format-1 JSON text (a `text` column, not `jsonb`, so
@@ -1103,8 +1104,12 @@ async fn watch(backend: Weak<PgBackend>, epoch: u64) {
     }
 }
 
-/// A notice's payload, made by the commit's SQL (`PgLocked::write`, `remove`):
-/// `<generation> <stamp> <key>`; stamp 0 says the record was removed.
+/// A notice's payload: `<generation> <stamp> <key>`; stamp 0 says the record was removed.
+fn notice(key: &Key, version: Option<(u64, i64)>) -> String {
+    let (generation, stamp) = version.unwrap_or((0, 0));
+    format!("{generation} {stamp} {}", key.as_str())
+}
+
 fn parse_notice(payload: &str) -> Option<(Key, Option<Version>)> {
     let mut parts = payload.splitn(3, ' ');
     let generation: u64 = parts.next()?.parse().ok()?;
@@ -1212,6 +1217,7 @@ impl Backend for PgBackend {
             },
             seen: Seen::Unknown,
             taken_at: Instant::now(),
+            notice: None,
         }))
     }
 
@@ -1323,6 +1329,8 @@ struct PgLocked {
     seen: Seen,
     /// When the lock was taken: past `B` a holder abandons what it has (DESIGN.md §10).
     taken_at: Instant,
+    /// The change notice of this holder's last commit, sent after its release (`Drop`).
+    notice: Option<String>,
 }
 
 /// Why a commit did not happen, and whether the lock's session is gone with it.
@@ -1359,10 +1367,9 @@ impl PgLocked {
 
     /// Runs `change` and its change notice in one transaction on the lock's session, in one
     /// round trip: `BEGIN`, the statement and `COMMIT` are pipelined (sent together, run in
-    /// order by the server). `change` is a data-modifying CTE named `changed` returning
-    /// `stamp`; `notify` is the `SELECT` over it that sends the notice, so a fenced-out
-    /// change (no row) sends none. A failed statement makes the pipelined `COMMIT` a
-    /// rollback, and a transaction never outlives the call.
+    /// order by the server); `sql` returns the new `stamp`, or no row when fenced out. A
+    /// failed statement makes the pipelined `COMMIT` a rollback, and a transaction never
+    /// outlives the call. The change notice goes out after the release (`Drop`).
     async fn commit(
         &self,
         op: &str,
@@ -1514,17 +1521,6 @@ impl Locked for PgLocked {
                 ],
             ),
         };
-        // The notice's payload (see `notice`) is made by the server from the new stamp.
-        let channel = b.channel();
-        let generation_text = record.generation.to_string();
-        let mut params = params;
-        params.push((&channel, Type::TEXT));
-        params.push((&generation_text, Type::TEXT));
-        let (c, g) = (params.len() - 1, params.len());
-        let sql = format!(
-            "WITH changed AS ({sql}) SELECT stamp, pg_notify(${c}, ${g} || ' ' || stamp || ' ' || $1) \
-             FROM changed"
-        );
         let op = "writing the record";
         let stamp = match wait(self.commit(op, &sql, &params)) {
             Ok(stamp) => stamp,
@@ -1552,6 +1548,7 @@ impl Locked for PgLocked {
             ));
         };
         let version = Version::row(record.generation, stamp);
+        self.notice = Some(notice(&self.key, Some((record.generation, stamp))));
         self.seen = Seen::Row(stamp);
         b.remember(&self.key, Some(version));
         Ok(Committed {
@@ -1562,20 +1559,13 @@ impl Locked for PgLocked {
 
     fn remove(&mut self) -> Result<bool> {
         let b = self.backend.clone();
-        // A removal's notice says stamp 0 (see `notice`).
-        let sql = format!(
-            "WITH changed AS (DELETE FROM {} WHERE key = $1 RETURNING stamp) \
-             SELECT stamp, pg_notify($2, '0 0 ' || $1) FROM changed",
-            b.table()
-        );
+        let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
         let key = self.key.as_str();
-        let channel = b.channel();
-        let removed = wait(self.commit(
-            "removing the record",
-            &sql,
-            &[(&key, Type::TEXT), (&channel, Type::TEXT)],
-        ))
-        .map_err(|f| f.error)?;
+        let removed = wait(self.commit("removing the record", &sql, &[(&key, Type::TEXT)]))
+            .map_err(|f| f.error)?;
+        if removed.is_some() {
+            self.notice = Some(notice(&self.key, None));
+        }
         self.seen = Seen::Absent;
         b.remember(&self.key, None);
         Ok(removed.is_some())
@@ -1594,12 +1584,26 @@ impl Drop for PgLocked {
         }
         // Unlock explicitly, so that the next holder goes on now; if that fails the session
         // is dropped, and the server frees the lock when it sees the connection close.
+        // The change notice follows the release, pipelined behind it: the waiters (woken by
+        // the release, re-reading for themselves) go first, and the listening sessions' work
+        // comes after theirs. A notice lost with the session is made up for by the poll.
         let b = self.backend.clone();
+        let channel = b.channel();
+        let notice = self.notice.take();
         let released = wait(async {
-            tokio::time::timeout(
-                Duration::from_secs(5),
-                client.batch_execute("SELECT pg_advisory_unlock_all()"),
-            )
+            tokio::time::timeout(Duration::from_secs(5), async {
+                let unlock = client.batch_execute("SELECT pg_advisory_unlock_all()");
+                match &notice {
+                    None => unlock.await,
+                    Some(payload) => {
+                        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+                            [(&channel, Type::TEXT), (payload, Type::TEXT)];
+                        let notify = client.query_typed("SELECT pg_notify($1, $2)", &params);
+                        let (unlocked, _) = futures_util::join!(unlock, notify);
+                        unlocked
+                    }
+                }
+            })
             .await
         });
         if matches!(released, Ok(Ok(_))) {
