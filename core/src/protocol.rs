@@ -1097,6 +1097,10 @@ impl Leader {
         let mut next = record.clone();
         next.apply_refresh(fields, sent_at);
         next.stamp(record.generation, now_ms());
+        // A mirror is written back under the lock; without one, nothing follows the write.
+        if mirror.is_none() {
+            locked.release_with_next_write();
+        }
         let committed = self.write_rotation(locked, &record, &next)?;
         if let Some(m) = mirror {
             match m.write_back(&next) {

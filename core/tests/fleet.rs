@@ -627,6 +627,15 @@ fn helper_process() {
             assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
             return;
         }
+        "refresh-stay" => {
+            // Refreshes k (rt-0 → at-1) at once, then stays, its sessions open.
+            let provider = Rotating::new("rt-0", Duration::ZERO);
+            let source = store.source_with("k", provider.as_refresher()).unwrap();
+            assert_eq!(source.reject_blocking("at-0").unwrap().value(), "at-1");
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(3));
+            return;
+        }
         other => panic!("unknown helper {other}"),
     }
     println!("READY");
@@ -1005,6 +1014,38 @@ fn a_waiter_adopts_what_the_holder_committed_at_the_release_without_the_lock() {
             !seen.iter().any(|e| e["event"] == "refreshed"),
             "this process did not refresh: {seen:?}"
         );
+    });
+}
+
+#[test]
+fn a_refresh_releases_the_lock_with_its_commit_and_its_notice_reaches_the_hot_path() {
+    // The commit, the release and the change notice go in one pipeline: after the refresh the
+    // holder's session (still open) holds no lock, and another process's hot path sees the
+    // new token well before the periodic check could have told it.
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    save(
+        &store,
+        "k",
+        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 3600}),
+    );
+    let options = SourceOptions {
+        revalidate: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let source = store.source_with_options("k", None, options).unwrap();
+    assert_eq!(source.access_token_blocking().unwrap().value(), "at-0");
+    helper(&loc.location, "refresh-stay", |_child| {
+        assert_eq!(
+            advisory_locks(&loc, "k"),
+            [],
+            "the lock outlived the commit"
+        );
+        let deadline = Instant::now() + oauth_lock::backend::postgres::POLL_EVERY / 2;
+        while source.access_token_blocking().unwrap().value() != "at-1" {
+            assert!(Instant::now() < deadline, "the refresh's notice never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     });
 }
 

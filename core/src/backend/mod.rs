@@ -208,6 +208,11 @@ pub trait Locked: Send {
     fn write(&mut self, record: &Record) -> Result<Committed>;
     /// Removes the record (not the lock); whether there was one.
     fn remove(&mut self) -> Result<bool>;
+    /// Says that the holder does nothing more under the lock after its next write, so that a
+    /// backend whose release costs a round trip (PostgreSQL) may release with the commit:
+    /// the waiters wake as the record lands. The lock is released whatever the write's
+    /// outcome, so the holder must not touch the store after it.
+    fn release_with_next_write(&mut self) {}
 }
 
 /// How a key check's `Corrupt` reason starts (see [`holds_another_key`]).

@@ -1218,6 +1218,8 @@ impl Backend for PgBackend {
             seen: Seen::Unknown,
             taken_at: Instant::now(),
             notice: None,
+            release_with_commit: false,
+            released: false,
         }))
     }
 
@@ -1331,6 +1333,10 @@ struct PgLocked {
     taken_at: Instant,
     /// The change notice of this holder's last commit, sent after its release (`Drop`).
     notice: Option<String>,
+    /// The next commit releases the lock too (`Locked::release_with_next_write`).
+    release_with_commit: bool,
+    /// The lock was released with a commit: `Drop` has only the session to give back.
+    released: bool,
 }
 
 /// Why a commit did not happen, and whether the lock's session is gone with it.
@@ -1365,17 +1371,19 @@ impl PgLocked {
         }
     }
 
-    /// Runs `change` and its change notice in one transaction on the lock's session, in one
-    /// round trip: `BEGIN`, the statement and `COMMIT` are pipelined (sent together, run in
-    /// order by the server); `sql` returns the new `stamp`, or no row when fenced out. A
-    /// failed statement makes the pipelined `COMMIT` a rollback, and a transaction never
-    /// outlives the call. The change notice goes out after the release (`Drop`).
+    /// Runs `sql` in one transaction on the lock's session, in one round trip: `BEGIN`, the
+    /// statement and `COMMIT` are pipelined (sent together, run in order by the server);
+    /// `sql` returns the new `stamp`, or no row when fenced out. A failed statement makes the
+    /// pipelined `COMMIT` a rollback, and a transaction never outlives the call. The change
+    /// notice goes out after the release: in `Drop`, or here when this commit releases the
+    /// lock (`release_with_commit`: the unlock and the notice follow `COMMIT` in the same
+    /// pipeline, so the waiters wake as it lands). Also says whether the lock was released.
     async fn commit(
         &self,
         op: &str,
         sql: &str,
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
-    ) -> std::result::Result<Option<i64>, Failed> {
+    ) -> (std::result::Result<Option<i64>, Failed>, bool) {
         let client = self.client();
         let fail = |e: tokio_postgres::Error| {
             let lost = session_lost(&e) || client.is_closed();
@@ -1392,16 +1400,42 @@ impl PgLocked {
                 session_lost: lost,
             }
         };
+        let b = &self.backend;
+        let channel = b.channel();
+        let key = self.key.as_str();
+        // The notice is made by the server from the row, if it holds this session's stamp:
+        // a fenced-out or failed change sends none, and neither does a later holder's.
+        let notify = format!(
+            "SELECT pg_notify($1, generation || ' ' || stamp || ' ' || key) FROM {} \
+             WHERE key = $2 AND stamp = currval('{}.stamps')",
+            b.table(),
+            b.config.schema
+        );
+        let release = self.release_with_commit;
         // tokio-postgres sends each request at its future's first poll, in `join!`'s order.
-        let (begun, changed, committed) = futures_util::join!(
+        let (begun, changed, committed, unlocked) = futures_util::join!(
             client.batch_execute("BEGIN"),
             client.query_typed(sql, params),
             client.batch_execute("COMMIT"),
+            async {
+                if !release {
+                    return false;
+                }
+                let unlock = client.batch_execute("SELECT pg_advisory_unlock_all()");
+                let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+                    [(&channel, Type::TEXT), (&key, Type::TEXT)];
+                let notice = client.query_typed(&notify, &params);
+                let (unlocked, _) = futures_util::join!(unlock, notice);
+                unlocked.is_ok()
+            },
         );
-        begun.map_err(fail)?;
-        let row = changed.map_err(fail)?.into_iter().next();
-        committed.map_err(fail)?;
-        Ok(row.map(|r| r.get::<_, i64>(0)))
+        let outcome = (|| {
+            begun.map_err(fail)?;
+            let row = changed.map_err(fail)?.into_iter().next();
+            committed.map_err(fail)?;
+            Ok(row.map(|r| r.get::<_, i64>(0)))
+        })();
+        (outcome, unlocked)
     }
 }
 
@@ -1522,7 +1556,9 @@ impl Locked for PgLocked {
             ),
         };
         let op = "writing the record";
-        let stamp = match wait(self.commit(op, &sql, &params)) {
+        let (outcome, released) = wait(self.commit(op, &sql, &params));
+        self.released = released;
+        let stamp = match outcome {
             Ok(stamp) => stamp,
             // The lock's session ended under this holder (a server restart, a dropped
             // connection) before B: it takes the lock again on a new session and makes the
@@ -1535,7 +1571,9 @@ impl Locked for PgLocked {
                     && self.taken_at.elapsed() < HOLDER_BOUND =>
             {
                 self.relock().map_err(|_| f.error)?;
-                wait(self.commit(op, &sql, &params)).map_err(|f| f.error)?
+                let (outcome, released) = wait(self.commit(op, &sql, &params));
+                self.released = released;
+                outcome.map_err(|f| f.error)?
             }
             Err(f) => return Err(f.error),
         };
@@ -1548,7 +1586,9 @@ impl Locked for PgLocked {
             ));
         };
         let version = Version::row(record.generation, stamp);
-        self.notice = Some(notice(&self.key, Some((record.generation, stamp))));
+        if !self.released {
+            self.notice = Some(notice(&self.key, Some((record.generation, stamp))));
+        }
         self.seen = Seen::Row(stamp);
         b.remember(&self.key, Some(version));
         Ok(Committed {
@@ -1557,13 +1597,19 @@ impl Locked for PgLocked {
         })
     }
 
+    fn release_with_next_write(&mut self) {
+        self.release_with_commit = true;
+    }
+
     fn remove(&mut self) -> Result<bool> {
         let b = self.backend.clone();
         let sql = format!("DELETE FROM {} WHERE key = $1 RETURNING stamp", b.table());
         let key = self.key.as_str();
-        let removed = wait(self.commit("removing the record", &sql, &[(&key, Type::TEXT)]))
-            .map_err(|f| f.error)?;
-        if removed.is_some() {
+        let (outcome, released) =
+            wait(self.commit("removing the record", &sql, &[(&key, Type::TEXT)]));
+        self.released = released;
+        let removed = outcome.map_err(|f| f.error)?;
+        if removed.is_some() && !self.released {
             self.notice = Some(notice(&self.key, None));
         }
         self.seen = Seen::Absent;
@@ -1582,12 +1628,16 @@ impl Drop for PgLocked {
             std::mem::forget(client);
             return;
         }
+        let b = self.backend.clone();
+        if self.released {
+            lock(&b.sessions().idle).push(client);
+            return;
+        }
         // Unlock explicitly, so that the next holder goes on now; if that fails the session
         // is dropped, and the server frees the lock when it sees the connection close.
         // The change notice follows the release, pipelined behind it: the waiters (woken by
         // the release, re-reading for themselves) go first, and the listening sessions' work
         // comes after theirs. A notice lost with the session is made up for by the poll.
-        let b = self.backend.clone();
         let channel = b.channel();
         let notice = self.notice.take();
         let released = wait(async {
