@@ -384,8 +384,14 @@ impl TokenSource {
         {
             match slot.backend.version(&slot.key) {
                 Ok(v) if v.is_some() && v == known.version => {}
-                // Changed (a login, a logout, another process's refresh): take the slow path.
-                _ => return None,
+                // Changed (a login, a logout, another process's refresh): take the slow path,
+                // and leave the check due until a read installs the change, so that the next
+                // call (a binding's blocking call right after its own `cached()`) does not
+                // answer from the old slot.
+                _ => {
+                    slot.last_check_ms.store(last, Ordering::Relaxed);
+                    return None;
+                }
             }
         }
         Some(token.clone())

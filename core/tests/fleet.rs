@@ -1082,3 +1082,33 @@ fn waiters_wait_on_the_shared_lock_in_the_server_and_wake_at_the_release() {
         assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     });
 }
+
+#[test]
+fn a_caller_that_asks_the_cache_first_still_sees_another_processs_login() {
+    // The bindings call `cached()` and then the blocking call: the first may spend the
+    // revalidation check and find a change; the second must not answer from the old slot.
+    for loc in locations() {
+        let store = loc.store();
+        save(
+            &store,
+            "k",
+            json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600}),
+        );
+        let source = store.source("k").unwrap();
+        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        helper(&loc.location, "login", |_| {});
+        // Past the default `revalidate` (1 s) and any notice's way.
+        std::thread::sleep(Duration::from_millis(1300));
+        assert!(
+            source.cached().is_none(),
+            "{}: the change went unseen",
+            loc.name
+        );
+        assert_eq!(
+            source.access_token_blocking().unwrap().value(),
+            "at-2",
+            "{}: the old token after another process's login",
+            loc.name
+        );
+    }
+}
