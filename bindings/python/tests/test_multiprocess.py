@@ -159,6 +159,26 @@ def test_a_python_process_and_the_cli_share_one_store(start_mock: MockFactory, s
     assert "python" in writers, writers
 
 
+def test_another_processs_login_and_logout_reach_a_long_lived_process(store_dir: Path) -> None:
+    # access_token() asks the core's cache first, then makes the blocking call: the change
+    # seen by the first must not be answered with the old token by the second.
+    store = oauth_lock.Store(store_dir)
+    store.save("k", access_token="at-1", refresh_token="rt-1", expires_in=3600)
+    source = store.source("k")
+    assert source.access_token().value == "at-1"
+    env = {k: v for k, v in os.environ.items() if k != "OAUTH_LOCK_DIR"}
+    login = '{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600}'
+    p = subprocess.run([cli(), "--dir", str(store_dir), "save", "k"], input=login, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    time.sleep(1.3)  # past the default revalidate (1 s)
+    assert source.access_token().value == "at-2"
+    p = subprocess.run([cli(), "--dir", str(store_dir), "clear", "k"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    time.sleep(1.3)
+    with pytest.raises(oauth_lock.NeedsLogin):
+        source.access_token()
+
+
 def test_a_forked_child_keeps_working(start_mock: MockFactory, store_dir: Path) -> None:
     mock = start_mock("--lifetime", "1s")
     store = oauth_lock.Store(store_dir)
