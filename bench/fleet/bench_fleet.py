@@ -7,6 +7,10 @@ makes the three hosts (network namespaces on a bridge) and the PostgreSQL on the
   are blocked on the lock in the server (seen in pg_locks as not granted); the holder is let
   go; from the moment its refresher answers (the commit, the release follow) to each blocked
   caller's return with the new token. p50 / p99 over the rounds.
+- the same hand-off between long-lived processes (bench/fleet/long_lived.py, Python: a holder
+  on host 1, a waiter on each of hosts 2 and 3), as a gateway's instances keep their process
+  and their database sessions from one refresh to the next; the one-shot hand-off starts new
+  processes (and so new server sessions) every round.
 - full refresh against the strict mock: one long-lived process on host 1 calls
   access_token() just past expiry (1 s tokens), each call one refresh and commit; the
   PostgreSQL store beside the file store (a directory on that host), same process kind.
@@ -132,6 +136,73 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
             "after_holder_returned_ns": sorted(from_return),
         }
     finally:
+        mock.close()
+
+
+def hand_off_warm(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
+    """The same hand-off between long-lived processes (bench/fleet/long_lived.py: one holder on
+    host 1, one waiter on each of hosts 2 and 3, all three Python), as a gateway's instances
+    keep their process and their sessions from one refresh to the next."""
+    mock = Mock(logs)
+    tmp = Path(tempfile.mkdtemp(dir=logs))
+    procs: List[fleet.Proc] = []
+    try:
+        store, key = fleet.store_url("bench_handoff_warm"), "bench:handoff-warm"
+        fleet.log_in(run, hs[0], mock, store, key)
+        worker = str(HERE / "long_lived.py")
+        holder = run.start(hs[0], "warm-holder", [sys.executable, worker, "holder", store, key, str(tmp), str(ROUNDS)])
+        waiters = [run.start(h, "warm-waiter", [sys.executable, worker, "waiter", store, key, str(tmp), str(ROUNDS)])
+                   for h in hs[1:]]
+        procs = [holder, *waiters]
+        samples: List[float] = []
+        holder_part: List[float] = []
+
+        def reports(proc: fleet.Proc, n: int) -> Dict[str, Any]:
+            deadline = time.monotonic() + 60
+            while True:
+                lines: List[Dict[str, Any]] = [
+                    json.loads(ln) for ln in proc.out.read_text().splitlines() if ln.startswith("{")
+                ]
+                done = [r for r in lines if r["round"] == n]
+                if done:
+                    return done[0]
+                assert proc.p.poll() is None and time.monotonic() < deadline, proc.stderr()
+                time.sleep(0.005)
+
+        for n in range(ROUNDS):
+            if n:
+                fleet.log_in(run, hs[0], mock, store, key)
+            time.sleep(1.1)
+            (tmp / f"holder-{n}").write_text("")
+            deadline = time.monotonic() + 30
+            while not (tmp / f"holding-{n}").exists():
+                assert holder.p.poll() is None and time.monotonic() < deadline, holder.stderr()
+                time.sleep(0.005)
+            (tmp / f"waiter-{n}").write_text("")
+            while waiting_on_lock() < len(waiters):
+                assert time.monotonic() < deadline, "the waiters never blocked on the lock"
+                time.sleep(0.01)
+            (tmp / f"go-{n}").write_text("go")
+            h = reports(holder, n)
+            holder_part.append(int(h["returned_ns"]) - int(h["go_seen_ns"]))
+            for w in waiters:
+                r = reports(w, n)
+                assert r["generation"] == h["generation"], (r, h)
+                samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
+        stats = mock.stats()
+        assert stats["replays"] == 0, stats
+        return {
+            "rounds": ROUNDS,
+            "waiters": len(samples),
+            "p50_ns": p(samples, 0.5),
+            "p99_ns": p(samples, 0.99),
+            "holder_part_ns": sorted(holder_part),
+            "samples_ns": sorted(samples),
+        }
+    finally:
+        for proc in procs:
+            if proc.p.poll() is None:
+                proc.p.kill()
         mock.close()
 
 
@@ -340,11 +411,12 @@ def main() -> int:
     only = os.environ.get("FLEET_BENCH_ONLY")
     if only:
         # One part alone (e.g. hand_off, when working on it): printed, not recorded.
-        parts = {f.__name__: f for f in (hand_off, full_refresh, hot_path, per_rotation,
+        parts = {f.__name__: f for f in (hand_off, hand_off_warm, full_refresh, hot_path, per_rotation,
                                          peer_hand_off, peer_per_rotation)}
         print(json.dumps({only: parts[only](run, hs, logs)}, indent=1))
         return 0
     figures["hand_off"] = hand_off(run, hs, logs)
+    figures["hand_off_warm"] = hand_off_warm(run, hs, logs)
     figures["full_refresh"] = full_refresh(run, hs, logs)
     figures["hot_path"] = hot_path(run, hs, logs)
     figures["per_rotation"] = per_rotation(run, hs, logs)
@@ -358,6 +430,9 @@ def main() -> int:
     print("\nfleet store benchmarks (3 hosts = network namespaces on a bridge; PostgreSQL and the mock on it)")
     print(f"hand-off across hosts (holder on host 1 → {h['waiters']} blocked callers on hosts 2-3, {h['rounds']} rounds): "
           f"p50 {ms(h['p50_ns'])}, p99 {ms(h['p99_ns'])} (from the holder's call returning: p50 {ms(h['after_holder_returned_p50_ns'])})")
+    hw = figures["hand_off_warm"]
+    print(f"hand-off across hosts between long-lived processes (holder on host 1 → {hw['waiters']} blocked callers, "
+          f"{hw['rounds']} rounds): p50 {ms(hw['p50_ns'])}, p99 {ms(hw['p99_ns'])}")
     for name in ("postgres", "directory"):
         print(f"full refresh against the mock, {name} store: p50 {ms(f[name]['p50_ns'])}, p99 {ms(f[name]['p99_ns'])} ({f[name]['n']} refreshes)")
     for name in ("postgres", "directory"):
