@@ -112,3 +112,21 @@ test('a Node process and a CLI process share one store', async () => {
   assert.equal(stats.refreshes, 2, 'the CLI verify; Node refreshed nothing more');
   assert.equal(stats.replays, 0);
 });
+
+test("another process's login and logout reach a long-lived process", async () => {
+  // accessToken() asks the core's cache first, then makes its call: the change seen by the
+  // first must not be answered with the old token by the second.
+  const store = new Store(tempDir());
+  await store.save('k', { access_token: 'at-1', refresh_token: 'rt-1', expires_in: 3600 });
+  const source = store.source('k');
+  assert.equal((await source.accessToken()).value, 'at-1');
+  const login = join(here, 'fixtures', 'login.mjs');
+  let run = await runNode(login, [store.path, 'k', 'save', 'at-2']);
+  assert.equal(run.code, 0, run.stderr);
+  await new Promise((ok) => setTimeout(ok, 1300)); // past the default revalidate (1 s)
+  assert.equal((await source.accessToken()).value, 'at-2');
+  run = await runNode(login, [store.path, 'k', 'clear']);
+  assert.equal(run.code, 0, run.stderr);
+  await new Promise((ok) => setTimeout(ok, 1300));
+  await assert.rejects(source.accessToken(), (e) => e.codeName === 'NeedsLogin');
+});
