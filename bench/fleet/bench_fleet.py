@@ -94,6 +94,18 @@ def let_go(holder: fleet.Proc, waiters: List[fleet.Proc], go: Path) -> "tuple[Di
     return h, reports
 
 
+def hand_off_figures(samples: List[float], holder_part: List[float]) -> Dict[str, Any]:
+    """A hand-off's figures: p50/p99 over the waiters, and the holder's part per round (its
+    refresher answering → its call returning: the commit and the release), slowest last."""
+    return {
+        "rounds": ROUNDS,
+        "waiters": len(samples),
+        "p50_ns": p(samples, 0.5),
+        "p99_ns": p(samples, 0.99),
+        "holder_part_ns": sorted(holder_part),
+    }
+
+
 def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
     mock = Mock(logs)
     try:
@@ -124,15 +136,10 @@ def hand_off(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, Any]:
         stats = mock.stats()
         assert stats["replays"] == 0, stats
         return {
-            "rounds": ROUNDS,
-            "waiters": len(samples),
-            "p50_ns": p(samples, 0.5),
-            "p99_ns": p(samples, 0.99),
+            **hand_off_figures(samples, holder_part),
             "after_holder_returned_p50_ns": p(from_return, 0.5),
-            # Where the tail is: the holder's part (its refresher answering → its call
-            # returning: the commit and the release) per round, and the waiters' part (the
-            # holder's call returning → theirs) per waiter, slowest last.
-            "holder_part_ns": sorted(holder_part),
+            # Where the tail is: the waiters' part (the holder's call returning → theirs) per
+            # waiter, slowest last.
             "after_holder_returned_ns": sorted(from_return),
         }
     finally:
@@ -191,14 +198,7 @@ def hand_off_warm(run: Runner, hs: List[fleet.Host], logs: Path) -> Dict[str, An
                 samples.append(int(r["returned_ns"]) - int(h["go_seen_ns"]))
         stats = mock.stats()
         assert stats["replays"] == 0, stats
-        return {
-            "rounds": ROUNDS,
-            "waiters": len(samples),
-            "p50_ns": p(samples, 0.5),
-            "p99_ns": p(samples, 0.99),
-            "holder_part_ns": sorted(holder_part),
-            "samples_ns": sorted(samples),
-        }
+        return {**hand_off_figures(samples, holder_part), "samples_ns": sorted(samples)}
     finally:
         for proc in procs:
             if proc.p.poll() is None:

@@ -405,22 +405,33 @@ fn status_names_the_location_without_the_password_and_the_server() {
     }
 }
 
+/// `k` saved with a 1 h `access_token` (refresh token `rt-<n>`), and a source on it that
+/// revalidates every 50 ms, having read it.
+fn logged_in(store: &Store, access_token: &str) -> oauth_lock::TokenSource {
+    let refresh_token = access_token.replace("at-", "rt-");
+    save(
+        store,
+        "k",
+        json!({"access_token": access_token, "refresh_token": refresh_token, "expires_in": 3600}),
+    );
+    let options = SourceOptions {
+        revalidate: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let source = store.source_with_options("k", None, options).unwrap();
+    assert_eq!(
+        source.access_token_blocking().unwrap().value(),
+        access_token
+    );
+    source
+}
+
 #[test]
 fn another_processs_login_and_logout_reach_the_hot_path() {
     // Across processes: a change notice (or a directory's stat) within `revalidate`.
     for loc in locations() {
         let store = loc.store();
-        save(
-            &store,
-            "k",
-            json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600}),
-        );
-        let options = SourceOptions {
-            revalidate: Duration::from_millis(50),
-            ..Default::default()
-        };
-        let source = store.source_with_options("k", None, options).unwrap();
-        assert_eq!(source.access_token_blocking().unwrap().value(), "at-1");
+        let source = logged_in(&store, "at-1");
         helper(&loc.location, "login", |_| {});
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
@@ -1024,17 +1035,7 @@ fn a_refresh_releases_the_lock_with_its_commit_and_its_notice_reaches_the_hot_pa
     // new token well before the periodic check could have told it.
     let Some(loc) = pg_only() else { return };
     let store = loc.store();
-    save(
-        &store,
-        "k",
-        json!({"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 3600}),
-    );
-    let options = SourceOptions {
-        revalidate: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let source = store.source_with_options("k", None, options).unwrap();
-    assert_eq!(source.access_token_blocking().unwrap().value(), "at-0");
+    let source = logged_in(&store, "at-0");
     helper(&loc.location, "refresh-stay", |_child| {
         assert_eq!(
             advisory_locks(&loc, "k"),
