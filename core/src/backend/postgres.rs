@@ -1400,17 +1400,6 @@ impl PgLocked {
                 session_lost: lost,
             }
         };
-        let b = &self.backend;
-        let channel = b.channel();
-        let key = self.key.as_str();
-        // The notice is made by the server from the row, if it holds this session's stamp:
-        // a fenced-out or failed change sends none, and neither does a later holder's.
-        let notify = format!(
-            "SELECT pg_notify($1, generation || ' ' || stamp || ' ' || key) FROM {} \
-             WHERE key = $2 AND stamp = currval('{}.stamps')",
-            b.table(),
-            b.config.schema
-        );
         let release = self.release_with_commit;
         // tokio-postgres sends each request at its future's first poll, in `join!`'s order.
         let (begun, changed, committed, unlocked) = futures_util::join!(
@@ -1421,6 +1410,16 @@ impl PgLocked {
                 if !release {
                     return false;
                 }
+                let b = &self.backend;
+                let (channel, key) = (b.channel(), self.key.as_str());
+                // The notice is made by the server from the row, if it holds this session's
+                // stamp: a fenced-out or failed change sends none, nor does a later holder's.
+                let notify = format!(
+                    "SELECT pg_notify($1, generation || ' ' || stamp || ' ' || key) FROM {} \
+                     WHERE key = $2 AND stamp = currval('{}.stamps')",
+                    b.table(),
+                    b.config.schema
+                );
                 let unlock = client.batch_execute("SELECT pg_advisory_unlock_all()");
                 let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
                     [(&channel, Type::TEXT), (&key, Type::TEXT)];
@@ -1699,8 +1698,14 @@ mod tests {
 
     #[test]
     fn notices_round_trip() {
-        // As the commit's SQL makes them: `<generation> || ' ' || stamp || ' ' || <key>`.
+        // As `notice` makes them (a save's, a clear's), and as a refresh's commit makes them
+        // in SQL: `generation || ' ' || stamp || ' ' || key`.
         let k = Key::new("a b:c").unwrap();
+        assert_eq!(
+            parse_notice(&notice(&k, Some((7, 42)))),
+            Some((k.clone(), Some(Version::row(7, 42))))
+        );
+        assert_eq!(parse_notice(&notice(&k, None)), Some((k.clone(), None)));
         assert_eq!(
             parse_notice("7 42 a b:c"),
             Some((k.clone(), Some(Version::row(7, 42))))
