@@ -1051,6 +1051,30 @@ fn a_refresh_releases_the_lock_with_its_commit_and_its_notice_reaches_the_hot_pa
 }
 
 #[test]
+fn a_change_that_sent_no_notice_reaches_the_hot_path_by_the_periodic_check() {
+    // DESIGN.md §10: notices with a periodic check as the fallback. A row changed with no
+    // notice (a holder killed between its commit and its release) is still seen, within
+    // `POLL_EVERY` of the listening session's last check.
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    let source = logged_in(&store, "at-1");
+    let text = loc
+        .raw(&store, "k")
+        .unwrap()
+        .replace("\"at-1\"", "\"at-2\"");
+    loc.set_raw(&store, "k", &text);
+    let deadline =
+        Instant::now() + oauth_lock::backend::postgres::POLL_EVERY + Duration::from_secs(3);
+    while source.access_token_blocking().unwrap().value() != "at-2" {
+        assert!(
+            Instant::now() < deadline,
+            "the periodic check never saw the change"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn waiters_wait_on_the_shared_lock_in_the_server_and_wake_at_the_release() {
     let Some(loc) = pg_only() else { return };
     let store = loc.store();
