@@ -81,6 +81,12 @@ fn sixteen_processes_behind_one_slow_refresh_wake_together_and_none_takes_the_lo
             w["on_release_runs"], 1,
             "the re-read ran on the thread that saw the release: {w}"
         );
+        assert_eq!(
+            w["own_thread_releases"],
+            u64::from(cfg!(target_os = "linux")),
+            "a blocking caller saw the release on its own thread (its lock file's close \
+             watch), with no waiter thread to wake: {w}"
+        );
     }
     assert_eq!(mock.stat("refreshes"), 1);
     assert_eq!(mock.stat("replays"), 0);

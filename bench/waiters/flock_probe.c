@@ -3,8 +3,8 @@
  *
  *   flock_probe hold PATH [FROM TO]
  *       takes LOCK_EX on PATH, prints "locked", then waits for a line on stdin; renames FROM
- *       to TO if given (another process's commit of a fresh record), and releases: prints
- *       {"release_ns": before LOCK_UN, "released_ns": after it returned}.
+ *       to TO if given (another process's commit of a fresh record), and releases (unlocks,
+ *       then closes): prints {"release_ns": before LOCK_UN, "released_ns": after close}.
  *   flock_probe wait PATH sh|ex
  *       blocks in flock(LOCK_SH or LOCK_EX) on PATH; when it has the lock, prints
  *       {"pid", "started_ns", "returned_ns"} and unlocks at once (so LOCK_EX waiters take the
@@ -53,7 +53,10 @@ int main(int argc, char **argv) {
       return 1;
     }
     long long release = realtime_ns();
+    /* Unlocked, then closed, as oauth-lock's holder releases (the close wakes the waiters
+     * that watch for it rather than block in flock). */
     flock(fd, LOCK_UN);
+    close(fd);
     long long released = realtime_ns();
     printf("{\"release_ns\": %lld, \"released_ns\": %lld}\n", release, released);
     return 0;

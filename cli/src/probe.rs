@@ -45,6 +45,7 @@ pub fn probe(dir: Option<PathBuf>, a: ProbeArgs) -> Outcome {
         "exclusive_locks": oauth_lock::lock::exclusive_acquisitions(),
         "shared_waits": oauth_lock::lock::shared_waits(),
         "on_release_runs": oauth_lock::lock::on_release_runs(),
+        "own_thread_releases": oauth_lock::lock::own_thread_releases(),
     });
     println!("{report}");
     match token {

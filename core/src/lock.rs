@@ -52,6 +52,19 @@ pub fn exclusive_acquisitions() -> u64 {
     EXCLUSIVE_ACQUIRED.load(Ordering::Relaxed)
 }
 
+/// How many of this process's shared waits saw the release on the caller's own thread (a
+/// blocking call's, on Linux: [`wait_released_here`]) rather than on a waiter thread.
+pub fn own_thread_releases() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        SEEN_AT_CLOSE.load(Ordering::Relaxed) + SEEN_AT_RECHECK.load(Ordering::Relaxed)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// How many times this process found a lock held and waited for its release on the shared
 /// lock (every such waiter wakes at once when the holder releases).
 pub fn shared_waits() -> u64 {
@@ -97,18 +110,29 @@ impl LockFile {
     /// Opens (creating, 0600) the lock file. Fails (`Io`) when the descriptor table of the
     /// fork handler is full rather than leave a descriptor a forked child would not close.
     fn open(path: &Path) -> Result<LockFile> {
-        // A child forked while this descriptor is open must close its copy.
-        crate::runtime::install_fork_handler();
-        let file = crate::sys::private_file(
+        LockFile::open_with(
+            path,
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false),
-            0o600,
         )
-        .open(path)
-        .map_err(|e| Error::io("opening the lock file", path, &e))?;
+    }
+
+    /// Opens the (existing) lock file for reading only: a shared waiter's, whose close must
+    /// not look like a holder's release to the other waiters' close watches.
+    #[cfg(target_os = "linux")]
+    fn open_read_only(path: &Path) -> Result<LockFile> {
+        LockFile::open_with(path, OpenOptions::new().read(true))
+    }
+
+    fn open_with(path: &Path, options: &mut OpenOptions) -> Result<LockFile> {
+        // A child forked while this descriptor is open must close its copy.
+        crate::runtime::install_fork_handler();
+        let file = crate::sys::private_file(options, 0o600)
+            .open(path)
+            .map_err(|e| Error::io("opening the lock file", path, &e))?;
         // `None` where there is no fork (nothing to track).
         let slot = crate::sys::fork_fd(&file).map(register);
         if let Some(None) = slot {
@@ -227,44 +251,64 @@ impl Waiting {
     }
 }
 
-/// The wait queues of one side of a fork. A child starts a table of its own (its epoch), so a
-/// mutex that a parent's thread held at the fork is never waited for, and the parent's
-/// waiter threads (which do not exist in the child) are never counted on.
-struct Waits {
+/// A process-wide table of one side of a fork. A child starts a table of its own (its
+/// epoch), so a mutex that a parent's thread held at the fork is never waited for, and the
+/// parent's threads (which do not exist in the child) are never counted on.
+struct ForkSide<T> {
     epoch: u64,
-    state: Mutex<Waiting>,
+    state: Mutex<T>,
 }
 
-static WAITS: ArcSwapOption<Waits> = ArcSwapOption::const_empty();
-
-/// This epoch's wait table, made by the first caller after a fork (or at start).
-fn waits() -> Arc<Waits> {
+/// This epoch's table in `slot`, made (by `make`) by the first caller after a fork or at start.
+fn this_side<T>(slot: &ArcSwapOption<ForkSide<T>>, make: fn() -> T) -> Arc<ForkSide<T>> {
     let epoch = crate::runtime::epoch();
     loop {
-        if let Some(w) = WAITS.load_full().filter(|w| w.epoch == epoch) {
+        if let Some(w) = slot.load_full().filter(|w| w.epoch == epoch) {
             return w;
         }
-        let previous = WAITS.rcu(|current| match current {
+        let previous = slot.rcu(|current| match current {
             Some(w) if w.epoch == epoch => Some(w.clone()),
-            _ => Some(Arc::new(Waits {
+            _ => Some(Arc::new(ForkSide {
                 epoch,
-                state: Mutex::new(Waiting {
-                    next_ticket: 0,
-                    queues: HashMap::new(),
-                }),
+                state: Mutex::new(make()),
             })),
         });
         if let Some(old) = previous.filter(|w| w.epoch != epoch) {
             // The parent's table, copied by the fork in whatever state its threads left it:
-            // never dropped here (its descriptors were closed by the fork handler).
+            // never dropped here (its lock descriptors were closed by the fork handler).
             std::mem::forget(old);
         }
     }
 }
 
+/// The wait queues of one side of a fork.
+type Waits = ForkSide<Waiting>;
+
+static WAITS: ArcSwapOption<Waits> = ArcSwapOption::const_empty();
+
+/// This epoch's wait table.
+fn waits() -> Arc<Waits> {
+    this_side(&WAITS, || Waiting {
+        next_ticket: 0,
+        queues: HashMap::new(),
+    })
+}
+
 /// A poisoned mutex only means a panic elsewhere; the queues it guards stay consistent.
 fn lock_state(waits: &Waits) -> MutexGuard<'_, Waiting> {
     waits.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The error of a wait for `path`'s lock that timed out.
+fn busy(path: &Path, started: Instant) -> Error {
+    Error::Busy {
+        ctx: Context {
+            key: None,
+            path: Some(PathBuf::from(path)),
+        },
+        waited_ms: started.elapsed().as_millis() as u64,
+        foreign: None,
+    }
 }
 
 /// Takes the exclusive lock on `path`, waiting at most `timeout`.
@@ -412,14 +456,7 @@ fn wait_for_handoff(
             // Give up our place; the waiter thread serves the others, or unlocks at once.
             queue.tickets.retain(|&t| t != ticket);
             state.remove_if_idle(path);
-            return Err(Error::Busy {
-                ctx: Context {
-                    key: None,
-                    path: Some(PathBuf::from(path)),
-                },
-                waited_ms: started.elapsed().as_millis() as u64,
-                foreign: None,
-            });
+            return Err(busy(path, started));
         }
         let cv = queue.cv.clone();
         state = cv
@@ -477,32 +514,15 @@ impl Release {
     }
 }
 
-struct Releases {
-    epoch: u64,
-    state: Mutex<HashMap<PathBuf, Release>>,
-}
+/// The release waits of one side of a fork, by lock path.
+type Releases = ForkSide<HashMap<PathBuf, Release>>;
 
 static RELEASES: ArcSwapOption<Releases> = ArcSwapOption::const_empty();
 static NEXT_CALLER: AtomicU64 = AtomicU64::new(1);
 
-/// This epoch's table of release waits (a fork starts a new one, as for [`waits`]).
+/// This epoch's table of release waits.
 fn releases() -> Arc<Releases> {
-    let epoch = crate::runtime::epoch();
-    loop {
-        if let Some(r) = RELEASES.load_full().filter(|r| r.epoch == epoch) {
-            return r;
-        }
-        let previous = RELEASES.rcu(|current| match current {
-            Some(r) if r.epoch == epoch => Some(r.clone()),
-            _ => Some(Arc::new(Releases {
-                epoch,
-                state: Mutex::new(HashMap::new()),
-            })),
-        });
-        if let Some(old) = previous.filter(|r| r.epoch != epoch) {
-            std::mem::forget(old);
-        }
-    }
+    this_side(&RELEASES, HashMap::new)
 }
 
 /// Waits until no process holds `path` exclusively, at most `timeout` (`Busy`); returns at
@@ -579,18 +599,197 @@ pub async fn wait_released(
             }
         };
         if timed_out {
-            return Err(Error::Busy {
-                ctx: Context {
-                    key: None,
-                    path: Some(PathBuf::from(path)),
-                },
-                waited_ms: started.elapsed().as_millis() as u64,
-                foreign: None,
-            });
+            return Err(busy(path, started));
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
 }
+
+/// [`wait_released`] on the calling thread, which it blocks (a blocking call's own thread,
+/// which nothing else needs meanwhile): the thread that sees the release is the caller's, so
+/// a woken process has one thread to wake, as the kernel's own `LOCK_SH` waiter has, not two
+/// (the waiter thread, then the caller's), which is most of a hand-off's CPU when many
+/// processes wake together on few cores. The wait is a `CloseWatch` on the lock file (a
+/// holder unlocks, then closes) and a non-blocking shared `flock` after each close, checked
+/// again every [`RECHECK`] in case a release came with no close (a descriptor a forked
+/// child still shares). `None`, with `on_release` left in place, where this cannot be (not
+/// Linux, no inotify instance left, no lock file yet): the caller uses [`wait_released`].
+pub fn wait_released_here(
+    path: &Path,
+    timeout: Duration,
+    on_release: &mut Option<OnRelease>,
+) -> Option<Result<Duration>> {
+    #[cfg(target_os = "linux")]
+    {
+        let started = Instant::now();
+        // Watched before the first check, so that a release between the two is not missed.
+        let watch = PooledWatch::take(path)?;
+        let lf = match LockFile::open_read_only(path) {
+            Ok(lf) => lf,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut waited = false;
+        let mut closed = false;
+        loop {
+            match fs4::FileExt::try_lock_shared(lf.file()) {
+                Ok(()) => {
+                    // LockFile's drop unlocks explicitly, then closes.
+                    drop(lf);
+                    if !waited {
+                        return Some(Ok(Duration::ZERO));
+                    }
+                    let seen = if closed {
+                        &SEEN_AT_CLOSE
+                    } else {
+                        &SEEN_AT_RECHECK
+                    };
+                    seen.fetch_add(1, Ordering::Relaxed);
+                    if let Some(f) = on_release.take() {
+                        ON_RELEASE_RUNS.fetch_add(1, Ordering::Relaxed);
+                        f();
+                    }
+                    return Some(Ok(started.elapsed()));
+                }
+                Err(fs4::TryLockError::Error(e)) => {
+                    return Some(Err(Error::io("locking", path, &e)))
+                }
+                Err(fs4::TryLockError::WouldBlock) => {}
+            }
+            if !waited {
+                waited = true;
+                SHARED_WAITS.fetch_add(1, Ordering::Relaxed);
+            }
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Some(Err(busy(path, started)));
+            }
+            match watch.wait(left.min(RECHECK)) {
+                Ok(seen) => closed = seen,
+                Err(e) => return Some(Err(Error::io("waiting for the lock", path, &e))),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, timeout, on_release);
+        None
+    }
+}
+
+/// The close watches of one side of a fork that no wait uses now, kept for the next: closing
+/// an inotify descriptor waits for the kernel's grace period (milliseconds), which must not
+/// be on a caller's way back. A keeper thread closes them once none was used for
+/// [`WATCH_IDLE`], so that an idle process holds none of the user's inotify instances (128 by
+/// default, shared with every program's file watchers).
+#[cfg(target_os = "linux")]
+struct WatchPool {
+    idle: Vec<crate::sys::CloseWatch>,
+    in_use: usize,
+    last_used: Instant,
+    keeper: bool,
+}
+
+#[cfg(target_os = "linux")]
+static WATCHES: ArcSwapOption<ForkSide<WatchPool>> = ArcSwapOption::const_empty();
+
+#[cfg(target_os = "linux")]
+const WATCH_IDLE: Duration = Duration::from_secs(2);
+
+/// A close watch taken from this process's pool (or made), put back when dropped.
+#[cfg(target_os = "linux")]
+struct PooledWatch {
+    pool: Arc<ForkSide<WatchPool>>,
+    watch: Option<crate::sys::CloseWatch>,
+}
+
+#[cfg(target_os = "linux")]
+impl PooledWatch {
+    /// A watch on `path`; `None` when no inotify instance can be had.
+    fn take(path: &Path) -> Option<PooledWatch> {
+        let pool = this_side(&WATCHES, || WatchPool {
+            idle: Vec::new(),
+            in_use: 0,
+            last_used: Instant::now(),
+            keeper: false,
+        });
+        let (pooled, start_keeper) = {
+            let mut p = pool.state.lock().unwrap_or_else(PoisonError::into_inner);
+            p.in_use += 1;
+            // Started now, before the release, so that no thread starts on the way back.
+            (p.idle.pop(), !std::mem::replace(&mut p.keeper, true))
+        };
+        if start_keeper {
+            let theirs = pool.clone();
+            let started = std::thread::Builder::new()
+                .name("oauth-lock-watch".into())
+                .spawn(move || keep_watches(&theirs));
+            if started.is_err() {
+                // Without a keeper, a watch put back is closed at once (see Drop).
+                pool.state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .keeper = false;
+            }
+        }
+        // Counted in use from here: a failure below puts back what it took.
+        let mut taken = PooledWatch { pool, watch: None };
+        taken.watch = Some(match pooled {
+            Some(w) => w,
+            None => crate::sys::CloseWatch::new().ok()?,
+        });
+        taken.watch.as_ref()?.watch(path).ok()?;
+        Some(taken)
+    }
+
+    fn wait(&self, timeout: Duration) -> std::io::Result<bool> {
+        self.watch.as_ref().expect("until dropped").wait(timeout)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for PooledWatch {
+    fn drop(&mut self) {
+        let mut p = self
+            .pool
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        p.in_use -= 1;
+        p.last_used = Instant::now();
+        if let (Some(w), true) = (self.watch.take(), p.keeper) {
+            p.idle.push(w);
+        }
+    }
+}
+
+/// The keeper of a watch pool: closes the idle watches once none was used for
+/// [`WATCH_IDLE`], then ends (the next wait starts another).
+#[cfg(target_os = "linux")]
+fn keep_watches(pool: &ForkSide<WatchPool>) {
+    loop {
+        std::thread::sleep(WATCH_IDLE);
+        let mut p = pool.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.in_use == 0 && p.last_used.elapsed() >= WATCH_IDLE {
+            p.keeper = false;
+            let idle = std::mem::take(&mut p.idle);
+            drop(p);
+            drop(idle);
+            return;
+        }
+    }
+}
+
+/// Waits on a caller's own thread that saw the release after a close, and after a
+/// [`RECHECK`] with no close (tests tell the two ways apart by these).
+#[cfg(target_os = "linux")]
+static SEEN_AT_CLOSE: AtomicU64 = AtomicU64::new(0);
+#[cfg(target_os = "linux")]
+static SEEN_AT_RECHECK: AtomicU64 = AtomicU64::new(0);
+
+/// How often [`wait_released_here`] checks the lock with no close seen: a bound on the wait
+/// for a release that closed nothing, not the way releases are seen.
+#[cfg(target_os = "linux")]
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// The shared waiter of `path`: blocks until no exclusive holder remains, lets go at once (a
 /// writer waiting behind is held up for microseconds only), runs what the callers asked for
@@ -918,17 +1117,170 @@ mod tests {
         );
     }
 
+    /// A shared-wait test's turn (they count descriptors and watches), its directory, and
+    /// the lock file in it.
+    #[cfg(target_os = "linux")]
+    fn shared_wait_test() -> (MutexGuard<'static, ()>, tempfile::TempDir, PathBuf) {
+        let serial = SHARED_WAIT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        (serial, dir, path)
+    }
+
+    /// Inotify descriptors open in this process (the close watches).
+    #[cfg(target_os = "linux")]
+    fn close_watches_open() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:inotify")
+            })
+            .count()
+    }
+
+    /// `wait_released_here` on a thread of its own; what it returned and whether its
+    /// `on_release` is still there (not run).
+    #[cfg(target_os = "linux")]
+    fn wait_here_on_a_thread(
+        path: &Path,
+        timeout: Duration,
+        runs: &Arc<AtomicU64>,
+    ) -> std::thread::JoinHandle<(Result<Duration>, bool)> {
+        let (path, runs) = (path.to_owned(), runs.clone());
+        std::thread::spawn(move || {
+            let me = std::thread::current().id();
+            let mut hook: Option<OnRelease> = Some(Box::new(move || {
+                assert_eq!(
+                    std::thread::current().id(),
+                    me,
+                    "ran on the caller's thread"
+                );
+                runs.fetch_add(1, Ordering::SeqCst);
+            }));
+            let waited = wait_released_here(&path, timeout, &mut hook).expect("Linux watches");
+            (waited, hook.is_some())
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_blocking_callers_wait_sees_the_holders_close_on_its_own_thread_and_takes_nothing() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let (before, at_close) = (shared_waits(), SEEN_AT_CLOSE.load(Ordering::SeqCst));
+        let runs = Arc::new(AtomicU64::new(0));
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+        eventually("the waiter waits", || shared_waits() > before);
+        // Past a few rechecks: what wakes it is the close, not the clock.
+        std::thread::sleep(RECHECK * 3);
+        assert!(!waiter.is_finished(), "it waits while the lock is held");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "nothing runs before the release"
+        );
+        drop(held);
+        let (waited, hook_left) = waiter.join().unwrap();
+        assert!(waited.unwrap() > Duration::ZERO, "it waited");
+        assert!(!hook_left, "on_release was taken");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "on_release ran once");
+        assert_eq!(
+            SEEN_AT_CLOSE.load(Ordering::SeqCst) - at_close,
+            1,
+            "the release was seen at the holder's close"
+        );
+        // Nothing taken, nothing left open on the lock file.
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+        assert_fds(&path, 0, "descriptors on the lock file");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_release_that_closes_nothing_is_seen_at_the_recheck() {
+        let (_serial, _dir, path) = shared_wait_test();
+        // A holder whose descriptor stays open after its unlock (as one a forked child still
+        // shares does): its release makes no close.
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        fs4::FileExt::lock(&holder).unwrap();
+        let (before, at_recheck) = (shared_waits(), SEEN_AT_RECHECK.load(Ordering::SeqCst));
+        let runs = Arc::new(AtomicU64::new(0));
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+        eventually("the waiter waits", || shared_waits() > before);
+        fs4::FileExt::unlock(&holder).unwrap();
+        let (waited, _) = waiter.join().unwrap();
+        assert!(waited.unwrap() > Duration::ZERO, "it waited");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "on_release ran once");
+        assert_eq!(SEEN_AT_RECHECK.load(Ordering::SeqCst) - at_recheck, 1);
+        drop(holder);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_blocking_callers_wait_times_out_busy_and_runs_nothing_and_a_free_lock_is_not_waited_for() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let runs = Arc::new(AtomicU64::new(0));
+        let (waited, hook_left) = wait_here_on_a_thread(&path, Duration::from_millis(120), &runs)
+            .join()
+            .unwrap();
+        let err = waited.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Busy);
+        assert_eq!(err.path(), Some(path.as_path()));
+        assert!(hook_left, "a caller that gave up is not called back");
+        assert_fds(&path, 1, "the holder's descriptor only");
+        drop(held);
+        let (waited, hook_left) = wait_here_on_a_thread(&path, Duration::from_secs(1), &runs)
+            .join()
+            .unwrap();
+        assert_eq!(waited.unwrap(), Duration::ZERO, "free: nothing to wait for");
+        assert!(hook_left, "nothing was released");
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+        assert_fds(&path, 0, "descriptors on the lock file");
+    }
+
+    /// The close watch outlives its wait (closing one takes the kernel's grace period), is
+    /// used again by the next wait, and is closed once the process stops waiting: an idle
+    /// process holds none of the user's inotify instances.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_close_watch_is_kept_for_the_next_wait_and_closed_when_idle() {
+        let (_serial, dir, _) = shared_wait_test();
+        let runs = Arc::new(AtomicU64::new(0));
+        eventually("no watch left by another test", || {
+            close_watches_open() == 0
+        });
+        for key in ["a", "b", "a"] {
+            let path = dir.path().join(format!("{key}.lock"));
+            let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+            let before = shared_waits();
+            let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+            eventually("the waiter waits", || shared_waits() > before);
+            assert_eq!(close_watches_open(), 1, "one watch, the same each time");
+            drop(held);
+            assert!(waiter.join().unwrap().0.unwrap() > Duration::ZERO);
+            assert_eq!(close_watches_open(), 1, "kept after the wait");
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        eventually("the idle watch is closed", || close_watches_open() == 0);
+    }
+
     /// Shared holds last a moment (taken and dropped at once), so a writer behind a stream of
     /// waiters is never starved: every exclusive acquisition succeeds well within its timeout
     /// while eight tasks keep waiting and re-waiting on the same lock.
     #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writers_are_not_starved_by_a_stream_of_shared_waits() {
-        let _serial = SHARED_WAIT_TESTS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.lock");
+        let (_serial, _dir, path) = shared_wait_test();
         let stop = Arc::new(AtomicBool::new(false));
         let waits_before = shared_waits();
         let stream: Vec<_> = (0..8)

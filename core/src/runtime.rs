@@ -125,13 +125,38 @@ where
     if tokio::runtime::Handle::try_current().is_ok() {
         // block_on inside a runtime panics; a scoped thread is outside any runtime.
         std::thread::scope(|s| {
-            s.spawn(|| process.runtime.block_on(fut))
+            s.spawn(|| on_callers_thread(|| process.runtime.block_on(fut)))
                 .join()
                 .expect("oauth-lock: blocking call panicked")
         })
     } else {
-        process.runtime.block_on(fut)
+        on_callers_thread(|| process.runtime.block_on(fut))
     }
+}
+
+thread_local! {
+    /// This thread is in [`block_on`]: what it polls is a blocking call's own work, which may
+    /// block it (no other task runs on it meanwhile).
+    static CALLERS_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn on_callers_thread<T>(f: impl FnOnce() -> T) -> T {
+    /// Puts the flag back, on a panic too.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALLERS_THREAD.set(self.0);
+        }
+    }
+    let _restore = Restore(CALLERS_THREAD.replace(true));
+    f()
+}
+
+/// Whether the current thread is a blocking caller's own ([`block_on`]'s), which a wait may
+/// block; a runtime worker is not (an async task, or a blocking caller's work handed over to
+/// the runtime, runs there).
+pub(crate) fn is_callers_thread() -> bool {
+    CALLERS_THREAD.get()
 }
 
 pub(crate) fn install_fork_handler() {

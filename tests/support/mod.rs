@@ -211,22 +211,44 @@ pub fn lock_is_free(dir: &Path, stem: &str) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-/// Whether some thread of process `pid` is blocked in the `flock` system call (read from
-/// `/proc/PID/task/*/syscall`); `None` when the kernel does not tell.
+/// Whether process `pid` waits for a lock: some thread is blocked in the `flock` system call
+/// (the exclusive wait, and the shared wait on a waiter thread), or in `poll` with an inotify
+/// descriptor open (the shared wait on a blocking caller's own thread, on its lock file's
+/// close watch); read from `/proc/PID/task/*/syscall` and `/proc/PID/fdinfo`. `None` when the
+/// kernel does not tell.
 pub fn blocked_in_flock(pid: u32) -> Option<bool> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut readable = false;
+    let mut polling = false;
     for task in tasks.flatten() {
         let Ok(line) = std::fs::read_to_string(task.path().join("syscall")) else {
             continue;
         };
         readable = true;
-        let number = line.split_whitespace().next().unwrap_or("");
-        if number.parse::<i64>().ok() == Some(libc::SYS_flock) {
+        let number = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .parse::<i64>()
+            .ok();
+        if number == Some(libc::SYS_flock) {
             return Some(true);
         }
+        polling |= number == Some(libc::SYS_poll) || number == Some(libc::SYS_ppoll);
+    }
+    if polling && watches_a_file(pid) {
+        return Some(true);
     }
     readable.then_some(false)
+}
+
+/// Whether process `pid` has an inotify descriptor with a watch.
+fn watches_a_file(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.contains("inotify wd:")))
 }
 
 /// Waits for `child` at most `limit`; `None` if it is still running.

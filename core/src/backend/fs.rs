@@ -207,12 +207,23 @@ impl Backend for FsBackend {
         &self,
         key: &Key,
         timeout: Duration,
+        on: super::WaitOn,
         on_release: super::AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let path = self.lock_path(key);
         // The file is re-read by the callback, on the thread that saw the release.
-        let on_release: crate::lock::OnRelease = Box::new(move || on_release(None));
-        Box::pin(async move { crate::lock::wait_released(&path, timeout, Some(on_release)).await })
+        let mut on_release: Option<crate::lock::OnRelease> =
+            Some(Box::new(move || on_release(None)));
+        Box::pin(async move {
+            if on == super::WaitOn::CallersThread {
+                if let Some(waited) =
+                    crate::lock::wait_released_here(&path, timeout, &mut on_release)
+                {
+                    return waited;
+                }
+            }
+            crate::lock::wait_released(&path, timeout, on_release).await
+        })
     }
 
     fn list(&self) -> Result<Vec<Key>> {

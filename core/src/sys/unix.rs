@@ -115,6 +115,102 @@ pub(crate) fn kill_self() {
     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
 }
 
+/// A watch on lock files that wakes when a descriptor opened for writing on one is closed:
+/// what a holder does at its release (it unlocks, then closes; a holder that dies is closed
+/// by the kernel). It lets the shared wait of DESIGN.md §4 step 2.3 block the caller's own
+/// thread with a timeout, which `flock(2)` has not, so that a woken process has one thread to
+/// wake, not two (Linux's inotify; other platforms wait on a thread of their own).
+#[cfg(target_os = "linux")]
+pub(crate) struct CloseWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+#[cfg(target_os = "linux")]
+impl CloseWatch {
+    /// A watch with nothing watched yet ([`watch`](Self::watch)); fails when the user's
+    /// inotify instances are used up, and the caller then waits as other platforms do.
+    pub(crate) fn new() -> std::io::Result<CloseWatch> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: inotify_init1 takes flags only; a non-negative result is a new descriptor
+        // that nothing else owns.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by inotify_init1 and is owned here alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(CloseWatch { fd })
+    }
+
+    /// Watches `path` too (not through a symlink; again is a no-op) and forgets the closes
+    /// seen so far, so that the next [`wait`](Self::wait) returns on a close from now on.
+    pub(crate) fn watch(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `fd` is a live inotify descriptor and `c` a NUL-terminated path that outlives
+        // the call.
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::IN_CLOSE_WRITE | libc::IN_DONT_FOLLOW,
+            )
+        };
+        if wd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.drain();
+        Ok(())
+    }
+
+    /// Reads every event queued (the descriptor does not block).
+    fn drain(&self) {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: `buf` is a writable buffer of the length given, borrowed for the call.
+            let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                return;
+            }
+        }
+    }
+
+    /// Blocks until a writer's descriptor on the file was closed since the last call, or
+    /// `timeout` passed (then `false`). A `true` may be another process's close, not a
+    /// release: the caller checks the lock again.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> std::io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let fd = self.fd.as_raw_fd();
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Rounded up, so that a wait short of a millisecond does not spin.
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `pfd` is one valid pollfd, exclusively borrowed for the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            // A signal: the caller checks the lock and its deadline, then waits again.
+            return if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(true)
+            } else {
+                Err(e)
+            };
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        // Drained, so that the next wait blocks until the next close.
+        self.drain();
+        Ok(true)
+    }
+}
+
 /// Whether `dir` is on a network file system (NFS, SMB, …), whose locks may not be reliable.
 #[cfg(target_os = "linux")]
 pub(crate) fn on_network_fs(dir: &Path) -> bool {
