@@ -53,16 +53,9 @@ pub fn exclusive_acquisitions() -> u64 {
 }
 
 /// How many of this process's shared waits saw the release on the caller's own thread (a
-/// blocking call's, on Linux: [`wait_released_here`]) rather than on a waiter thread.
+/// blocking call's, on Linux: [`wait_released_watching`]) rather than on a waiter thread.
 pub fn own_thread_releases() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        SEEN_AT_CLOSE.load(Ordering::Relaxed) + SEEN_AT_RECHECK.load(Ordering::Relaxed)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
+    OWN_THREAD_RELEASES.load(Ordering::Relaxed)
 }
 
 /// How many times this process found a lock held and waited for its release on the shared
@@ -605,25 +598,55 @@ pub async fn wait_released(
     }
 }
 
-/// [`wait_released`] on the calling thread, which it blocks (a blocking call's own thread,
-/// which nothing else needs meanwhile): the thread that sees the release is the caller's, so
-/// a woken process has one thread to wake, as the kernel's own `LOCK_SH` waiter has, not two
-/// (the waiter thread, then the caller's), which is most of a hand-off's CPU when many
-/// processes wake together on few cores. The wait is a `CloseWatch` on the lock file (a
-/// holder unlocks, then closes) and a non-blocking shared `flock` after each close, checked
-/// again every [`RECHECK`] in case a release came with no close (a descriptor a forked
-/// child still shares). `None`, with `on_release` left in place, where this cannot be (not
-/// Linux, no inotify instance left, no lock file yet): the caller uses [`wait_released`].
-pub fn wait_released_here(
+/// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
+/// its descriptor, and the close wakes every waiter; each then takes a non-blocking shared
+/// `flock` to see that no holder is left, checked again every [`RECHECK`] in case a release
+/// came with no close (a descriptor a forked child still shares). `blocking`: the wait blocks
+/// the calling thread (a blocking call's own, which nothing else needs meanwhile), so that
+/// the thread that sees the release is the caller's; else the runtime's reactor wakes the
+/// task. Either way a woken process has no waiter thread to wake in between, which is most of
+/// a hand-off's CPU when many processes wake together on few cores. `None`, with
+/// `on_release` left in place, where this cannot be (not Linux, no inotify instance left, no
+/// lock file yet): the caller uses [`wait_released`].
+pub async fn wait_released_watching(
     path: &Path,
     timeout: Duration,
+    blocking: bool,
     on_release: &mut Option<OnRelease>,
 ) -> Option<Result<Duration>> {
     #[cfg(target_os = "linux")]
     {
+        wait_released_watching_every(path, timeout, blocking, RECHECK, on_release).await
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, timeout, blocking, on_release);
+        None
+    }
+}
+
+/// [`wait_released_watching`], checking the lock again every `recheck` with no close seen
+/// (tests set it apart from the closes they make).
+#[cfg(target_os = "linux")]
+async fn wait_released_watching_every(
+    path: &Path,
+    timeout: Duration,
+    blocking: bool,
+    recheck: Duration,
+    on_release: &mut Option<OnRelease>,
+) -> Option<Result<Duration>> {
+    {
         let started = Instant::now();
+        if !blocking && tokio::runtime::Handle::try_current().is_err() {
+            // No reactor to wake the task: the waiter thread does.
+            return None;
+        }
         // Watched before the first check, so that a release between the two is not missed.
-        let watch = PooledWatch::take(path)?;
+        let mut pooled = PooledWatch::take(path)?;
+        let mut watch = match CloseWait::new(&mut pooled, blocking) {
+            Ok(w) => w,
+            Err(e) => return Some(Err(Error::io("waiting for the lock", path, &e))),
+        };
         let lf = match LockFile::open_read_only(path) {
             Ok(lf) => lf,
             Err(e) => return Some(Err(e)),
@@ -644,6 +667,9 @@ pub fn wait_released_here(
                         &SEEN_AT_RECHECK
                     };
                     seen.fetch_add(1, Ordering::Relaxed);
+                    if blocking {
+                        OWN_THREAD_RELEASES.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(f) = on_release.take() {
                         ON_RELEASE_RUNS.fetch_add(1, Ordering::Relaxed);
                         f();
@@ -663,16 +689,78 @@ pub fn wait_released_here(
             if left.is_zero() {
                 return Some(Err(busy(path, started)));
             }
-            match watch.wait(left.min(RECHECK)) {
+            match watch.wait(left.min(recheck)).await {
                 Ok(seen) => closed = seen,
                 Err(e) => return Some(Err(Error::io("waiting for the lock", path, &e))),
             }
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (path, timeout, on_release);
-        None
+}
+
+/// A pooled close watch in use by one wait: polled on the calling thread, or registered with
+/// the runtime's reactor (and given back to its pool when the wait ends or its task is
+/// dropped).
+#[cfg(target_os = "linux")]
+enum CloseWait<'a> {
+    Here(&'a PooledWatch),
+    Reactor {
+        home: &'a mut PooledWatch,
+        fd: Option<tokio::io::unix::AsyncFd<crate::sys::CloseWatch>>,
+    },
+}
+
+#[cfg(target_os = "linux")]
+impl<'a> CloseWait<'a> {
+    fn new(pooled: &'a mut PooledWatch, blocking: bool) -> std::io::Result<CloseWait<'a>> {
+        if blocking {
+            return Ok(CloseWait::Here(pooled));
+        }
+        let watch = pooled.watch.take().expect("a pooled watch holds one");
+        // SAFETY: a CloseWatch owns its descriptor (an OwnedFd it never replaces), which stays
+        // open and the same until `into_inner` gives the watch back (CloseWait's drop).
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(watch, tokio::io::Interest::READABLE)
+        };
+        match registered {
+            Ok(fd) => Ok(CloseWait::Reactor {
+                home: pooled,
+                fd: Some(fd),
+            }),
+            Err(e) => {
+                let (watch, e) = e.into_parts();
+                pooled.watch = Some(watch);
+                Err(e)
+            }
+        }
+    }
+
+    /// Until a close (`true`) or `timeout` (`false`).
+    async fn wait(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        match self {
+            CloseWait::Here(pooled) => pooled.wait(timeout),
+            CloseWait::Reactor { fd, .. } => {
+                let fd = fd.as_ref().expect("registered until dropped");
+                match tokio::time::timeout(timeout, fd.readable()).await {
+                    Err(_) => Ok(false),
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(mut ready)) => {
+                        ready.get_inner().drain();
+                        // Cleared only if no event came since the one seen (tokio's tick).
+                        ready.clear_ready();
+                        Ok(true)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for CloseWait<'_> {
+    fn drop(&mut self) {
+        if let CloseWait::Reactor { home, fd } = self {
+            home.watch = fd.take().map(tokio::io::unix::AsyncFd::into_inner);
+        }
     }
 }
 
@@ -695,6 +783,17 @@ static WATCHES: ArcSwapOption<ForkSide<WatchPool>> = ArcSwapOption::const_empty(
 #[cfg(target_os = "linux")]
 const WATCH_IDLE: Duration = Duration::from_secs(2);
 
+/// This side of the fork's pool of close watches.
+#[cfg(target_os = "linux")]
+fn watch_pool() -> Arc<ForkSide<WatchPool>> {
+    this_side(&WATCHES, || WatchPool {
+        idle: Vec::new(),
+        in_use: 0,
+        last_used: Instant::now(),
+        keeper: false,
+    })
+}
+
 /// A close watch taken from this process's pool (or made), put back when dropped.
 #[cfg(target_os = "linux")]
 struct PooledWatch {
@@ -706,12 +805,7 @@ struct PooledWatch {
 impl PooledWatch {
     /// A watch on `path`; `None` when no inotify instance can be had.
     fn take(path: &Path) -> Option<PooledWatch> {
-        let pool = this_side(&WATCHES, || WatchPool {
-            idle: Vec::new(),
-            in_use: 0,
-            last_used: Instant::now(),
-            keeper: false,
-        });
+        let pool = watch_pool();
         let (pooled, start_keeper) = {
             let mut p = pool.state.lock().unwrap_or_else(PoisonError::into_inner);
             p.in_use += 1;
@@ -785,8 +879,10 @@ fn keep_watches(pool: &ForkSide<WatchPool>) {
 static SEEN_AT_CLOSE: AtomicU64 = AtomicU64::new(0);
 #[cfg(target_os = "linux")]
 static SEEN_AT_RECHECK: AtomicU64 = AtomicU64::new(0);
+/// Of those, the waits that blocked the caller's own thread.
+static OWN_THREAD_RELEASES: AtomicU64 = AtomicU64::new(0);
 
-/// How often [`wait_released_here`] checks the lock with no close seen: a bound on the wait
+/// How often [`wait_released_watching`] checks the lock with no close seen: a bound on the wait
 /// for a release that closed nothing, not the way releases are seen.
 #[cfg(target_os = "linux")]
 const RECHECK: Duration = Duration::from_millis(50);
@@ -1009,6 +1105,26 @@ mod tests {
         }))
     }
 
+    /// Releases `held` once no `on_release` ran, and checks that every waiter waited and that
+    /// each one's `on_release` ran once.
+    async fn release_to(
+        held: LockGuard,
+        waiters: Vec<tokio::task::JoinHandle<Result<Duration>>>,
+        runs: &AtomicU64,
+    ) {
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "nothing runs before the release"
+        );
+        drop(held);
+        let n = waiters.len() as u64;
+        for w in waiters {
+            assert!(w.await.unwrap().unwrap() > Duration::ZERO, "it waited");
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), n, "each on_release ran once");
+    }
+
     // The guard only serializes the shared-wait tests (they count descriptors); nothing else
     // in these tests takes it.
     #[allow(clippy::await_holding_lock)]
@@ -1059,16 +1175,7 @@ mod tests {
         }
         assert_fds(&path, 2, "the holder's descriptor and one waiter's");
         assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
-        assert_eq!(
-            runs.load(Ordering::SeqCst),
-            0,
-            "nothing runs before the release"
-        );
-        drop(held);
-        for w in waiters {
-            assert!(w.await.unwrap().unwrap() > Duration::ZERO, "it waited");
-        }
-        assert_eq!(runs.load(Ordering::SeqCst), 8, "each on_release ran once");
+        release_to(held, waiters, &runs).await;
         // Nobody took anything: the lock is free for the next writer.
         assert!(try_lock_exclusive(&path).unwrap().is_some());
         assert_fds(&path, 0, "the shared waiter let go");
@@ -1129,6 +1236,10 @@ mod tests {
         (serial, dir, path)
     }
 
+    /// A recheck that never comes in a test: what ends the wait is the close (or the timeout).
+    #[cfg(target_os = "linux")]
+    const NEVER: Duration = Duration::from_secs(3600);
+
     /// Inotify descriptors open in this process (the close watches).
     #[cfg(target_os = "linux")]
     fn close_watches_open() -> usize {
@@ -1147,6 +1258,7 @@ mod tests {
     fn wait_here_on_a_thread(
         path: &Path,
         timeout: Duration,
+        recheck: Duration,
         runs: &Arc<AtomicU64>,
     ) -> std::thread::JoinHandle<(Result<Duration>, bool)> {
         let (path, runs) = (path.to_owned(), runs.clone());
@@ -1160,7 +1272,8 @@ mod tests {
                 );
                 runs.fetch_add(1, Ordering::SeqCst);
             }));
-            let waited = wait_released_here(&path, timeout, &mut hook).expect("Linux watches");
+            let waiting = wait_released_watching_every(&path, timeout, true, recheck, &mut hook);
+            let waited = crate::runtime::block_on(waiting).expect("Linux watches");
             (waited, hook.is_some())
         })
     }
@@ -1172,10 +1285,9 @@ mod tests {
         let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
         let (before, at_close) = (shared_waits(), SEEN_AT_CLOSE.load(Ordering::SeqCst));
         let runs = Arc::new(AtomicU64::new(0));
-        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), NEVER, &runs);
         eventually("the waiter waits", || shared_waits() > before);
-        // Past a few rechecks: what wakes it is the close, not the clock.
-        std::thread::sleep(RECHECK * 3);
+        std::thread::sleep(Duration::from_millis(100));
         assert!(!waiter.is_finished(), "it waits while the lock is held");
         assert_eq!(
             runs.load(Ordering::SeqCst),
@@ -1213,7 +1325,7 @@ mod tests {
         fs4::FileExt::lock(&holder).unwrap();
         let (before, at_recheck) = (shared_waits(), SEEN_AT_RECHECK.load(Ordering::SeqCst));
         let runs = Arc::new(AtomicU64::new(0));
-        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), RECHECK, &runs);
         eventually("the waiter waits", || shared_waits() > before);
         fs4::FileExt::unlock(&holder).unwrap();
         let (waited, _) = waiter.join().unwrap();
@@ -1229,18 +1341,20 @@ mod tests {
         let (_serial, _dir, path) = shared_wait_test();
         let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
         let runs = Arc::new(AtomicU64::new(0));
-        let (waited, hook_left) = wait_here_on_a_thread(&path, Duration::from_millis(120), &runs)
-            .join()
-            .unwrap();
+        let (waited, hook_left) =
+            wait_here_on_a_thread(&path, Duration::from_millis(120), NEVER, &runs)
+                .join()
+                .unwrap();
         let err = waited.unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::Busy);
         assert_eq!(err.path(), Some(path.as_path()));
         assert!(hook_left, "a caller that gave up is not called back");
         assert_fds(&path, 1, "the holder's descriptor only");
         drop(held);
-        let (waited, hook_left) = wait_here_on_a_thread(&path, Duration::from_secs(1), &runs)
-            .join()
-            .unwrap();
+        let (waited, hook_left) =
+            wait_here_on_a_thread(&path, Duration::from_secs(1), NEVER, &runs)
+                .join()
+                .unwrap();
         assert_eq!(waited.unwrap(), Duration::ZERO, "free: nothing to wait for");
         assert!(hook_left, "nothing was released");
         assert_eq!(runs.load(Ordering::SeqCst), 0);
@@ -1263,7 +1377,7 @@ mod tests {
             let path = dir.path().join(format!("{key}.lock"));
             let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
             let before = shared_waits();
-            let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), &runs);
+            let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), NEVER, &runs);
             eventually("the waiter waits", || shared_waits() > before);
             assert_eq!(close_watches_open(), 1, "one watch, the same each time");
             drop(held);
@@ -1272,6 +1386,99 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         eventually("the idle watch is closed", || close_watches_open() == 0);
+    }
+
+    /// (watches in use, watches idle in the pool).
+    #[cfg(target_os = "linux")]
+    fn pool_facts() -> (usize, usize) {
+        let pool = watch_pool();
+        let p = pool.state.lock().unwrap();
+        (p.in_use, p.idle.len())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_waits_are_woken_by_the_reactor_at_the_holders_close() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let before = shared_waits();
+        let (at_close, own) = (SEEN_AT_CLOSE.load(Ordering::SeqCst), own_thread_releases());
+        let runs = Arc::new(AtomicU64::new(0));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, runs) = (path.clone(), runs.clone());
+                tokio::spawn(async move {
+                    let mut hook: Option<OnRelease> = Some(Box::new(move || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                    }));
+                    let waited = wait_released_watching_every(
+                        &path,
+                        Duration::from_secs(30),
+                        false,
+                        NEVER,
+                        &mut hook,
+                    );
+                    waited.await.expect("Linux watches")
+                })
+            })
+            .collect();
+        while shared_waits() - before < 4 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool_facts().0, 4, "a watch each");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release_to(held, waiters, &runs).await;
+        assert_eq!(
+            SEEN_AT_CLOSE.load(Ordering::SeqCst) - at_close,
+            4,
+            "seen at the close (at a recheck: {})",
+            SEEN_AT_RECHECK.load(Ordering::SeqCst)
+        );
+        assert_eq!(own_thread_releases(), own, "no caller's thread was blocked");
+        assert_eq!(pool_facts(), (0, 4), "every watch back in the pool");
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+        assert_fds(&path, 0, "descriptors on the lock file");
+    }
+
+    /// An async caller may be dropped mid-wait: its watch goes back to the pool (no close on
+    /// the way, no watch counted in use for ever) and nothing stays open on the lock file.
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_async_wait_gives_its_watch_back_and_leaves_nothing_open() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let before = shared_waits();
+        let (in_use, idle) = pool_facts();
+        let waiter = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut hook: Option<OnRelease> = Some(Box::new(|| panic!("never released")));
+                wait_released_watching_every(
+                    &path,
+                    Duration::from_secs(30),
+                    false,
+                    NEVER,
+                    &mut hook,
+                )
+                .await
+            })
+        };
+        while shared_waits() == before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool_facts().0, in_use + 1);
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        let idle_after = if idle == 0 { 1 } else { idle };
+        assert_eq!(
+            pool_facts(),
+            (in_use, idle_after),
+            "the watch is back in the pool"
+        );
+        assert_fds(&path, 1, "the holder's descriptor only");
+        drop(held);
     }
 
     /// Shared holds last a moment (taken and dropped at once), so a writer behind a stream of

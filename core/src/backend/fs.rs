@@ -214,13 +214,12 @@ impl Backend for FsBackend {
         // The file is re-read by the callback, on the thread that saw the release.
         let mut on_release: Option<crate::lock::OnRelease> =
             Some(Box::new(move || on_release(None)));
+        let blocking = on == super::WaitOn::CallersThread;
         Box::pin(async move {
-            if on == super::WaitOn::CallersThread {
-                if let Some(waited) =
-                    crate::lock::wait_released_here(&path, timeout, &mut on_release)
-                {
-                    return waited;
-                }
+            let watching =
+                crate::lock::wait_released_watching(&path, timeout, blocking, &mut on_release);
+            if let Some(waited) = watching.await {
+                return waited;
             }
             crate::lock::wait_released(&path, timeout, on_release).await
         })

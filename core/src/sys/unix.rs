@@ -166,7 +166,7 @@ impl CloseWatch {
     }
 
     /// Reads every event queued (the descriptor does not block).
-    fn drain(&self) {
+    pub(crate) fn drain(&self) {
         use std::os::fd::AsRawFd;
         let mut buf = [0u8; 1024];
         loop {
@@ -208,6 +208,14 @@ impl CloseWatch {
         // Drained, so that the next wait blocks until the next close.
         self.drain();
         Ok(true)
+    }
+}
+
+/// For the runtime's reactor (an async wait).
+#[cfg(target_os = "linux")]
+impl std::os::fd::AsRawFd for CloseWatch {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
