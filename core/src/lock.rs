@@ -1226,7 +1226,6 @@ mod tests {
 
     /// A shared-wait test's turn (they count descriptors and watches), its directory, and
     /// the lock file in it.
-    #[cfg(target_os = "linux")]
     fn shared_wait_test() -> (MutexGuard<'static, ()>, tempfile::TempDir, PathBuf) {
         let serial = SHARED_WAIT_TESTS
             .lock()
