@@ -321,29 +321,19 @@ class Ctx:
         return spawn_lingering(["node", self.probe_mjs, str(self.store), key], self.env)
 
 
-# poll(2) and ppoll(2) by machine: the blocking caller's shared wait polls its close watch.
-POLL_SYSCALLS = {"x86_64": {7, 271}, "aarch64": {73}}.get(os.uname().machine, set())
-
-
 def watching(pid: int, ino: int) -> bool:
-    """Whether process `pid` waits on a close watch of the lock file (inode `ino`): a thread
-    in poll(2) and an inotify descriptor watching that inode (oauth-lock's shared wait on a
-    blocking caller's own thread, on Linux); such a wait makes no request in /proc/locks."""
+    """Whether process `pid` has a close watch on the lock file (inode `ino`): an inotify
+    descriptor watching it, which oauth-lock's shared wait sets before it first finds the lock
+    held (on Linux; a blocking caller then polls it, an async one waits in the runtime's
+    reactor), so a release from then on wakes it. Such a wait makes no request in
+    /proc/locks."""
+    want = f"ino:{ino:x} "
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-        polling = False
-        for t in tasks:
-            with open(f"/proc/{pid}/task/{t}/syscall") as f:
-                nr = f.read().split(maxsplit=1)[0]
-            polling |= nr.isdigit() and int(nr) in POLL_SYSCALLS
-        if not polling:
-            return False
-        want = f"ino:{ino:x} "
         for fd in os.listdir(f"/proc/{pid}/fdinfo"):
             with open(f"/proc/{pid}/fdinfo/{fd}") as f:
                 if any(ln.startswith("inotify wd:") and want in ln for ln in f):
                     return True
-    except (OSError, IndexError):
+    except OSError:
         return False
     return False
 
