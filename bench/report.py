@@ -708,6 +708,16 @@ EXACT_ROWS = [
 ]
 
 
+def exact_rows(w: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """EXACT_ROWS, with the earlier build's Rust waiters after ours when the run had them
+    (`BENCH_BEFORE=REV ./scripts/bench-waiters`)."""
+    rows = list(EXACT_ROWS)
+    if any(wentry(w, "rust_holder_before", n) for n in WAITER_SIZES):
+        rev = w.get("before_rev") or "an earlier build"
+        rows.insert(1, ("rust_holder_before", f"oauth-lock, Rust, the build of {rev} (same probe, same run)"))
+    return rows
+
+
 def load_waiters(results_dir: Path) -> Optional[Dict[str, Any]]:
     f = results_dir / "waiters.json"
     return json.loads(f.read_text()) if f.exists() else None
@@ -872,7 +882,9 @@ def waiters_where(w: Dict[str, Any]) -> List[str]:
               f"waiter is back with the token in {sfmt(a2)}: {sfmt(a2 - k2)} is the core's own part of the path."]
     slopes = []
     for variant, name in [("kernel_sh", "the kernel's `LOCK_SH` waiters"), ("kernel_ex", "`LOCK_EX` waiters in turn"),
-                          ("rust_holder", "oauth-lock's Rust waiters"), ("python_holder", "its Python waiters"),
+                          ("rust_holder", "oauth-lock's Rust waiters"),
+                          ("rust_holder_before", f"the Rust waiters of {w.get('before_rev') or 'the earlier build'}"),
+                          ("python_holder", "its Python waiters"),
                           ("node_holder", "its Node waiters")]:
         hi, lo = wstat(w, variant, 64, "last"), wstat(w, variant, 16, "last")
         if hi is not None and lo is not None:
@@ -979,11 +991,11 @@ def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: boo
         "",
     ]
     L += size_header("release → waiter back with the token, p50 / p99")
-    for variant, name in EXACT_ROWS:
+    for variant, name in exact_rows(w):
         L.append(f"| {name} | " + " | ".join(pair(w, variant, n) for n in WAITER_SIZES) + " |")
     L += ["", "The last waiter of each round, p50 / p99 over rounds:", ""]
     L += size_header("release → the last waiter back, p50 / p99")
-    for variant, name in EXACT_ROWS:
+    for variant, name in exact_rows(w):
         L.append(f"| {name} | " + " | ".join(pair(w, variant, n, "last") for n in WAITER_SIZES) + " |")
     L += [
         "",

@@ -19,6 +19,9 @@ that a change of load hits them alike:
   probe.mjs processes, `accessToken()` of bindings/node's addon) behind
   bench/waiters/flock_probe.c holding the lock; it renames a fresh record into place (a commit) and releases, stamping the moment
   just before LOCK_UN: hand-off from the exact release.
+- rust_holder_before (with --cli-before, scripts/bench-waiters' BENCH_BEFORE=REV): the same as
+  rust_holder with an earlier build's `oauth-lock probe`, interleaved round by round, so that
+  a change's effect is measured in one run.
 - kernel_sh / kernel_ex: N flock_probe waiters blocked in flock(LOCK_SH) (all wake at once)
   or flock(LOCK_EX) (they take it in turn, each unlocking at once) behind the same holder.
 - filelock: N probe.py processes in `FileLock.acquire()` (polling every 50 ms) behind a
@@ -40,7 +43,7 @@ time, and bench/waiters/scale_probe.c (hot path with one credential vs the 10 00
 memory per slot).
 
 Usage: waiters.py --cli OAUTH_LOCK --flock-probe BIN --scale-probe BIN --out FILE [--quick]
-       [--only VARIANT,…] [--sizes 2,6,…] [--no-scale]
+       [--only VARIANT,…] [--sizes 2,6,…] [--no-scale] [--cli-before OAUTH_LOCK --before-rev REV]
 Figures, not tests: nothing here asserts a time.
 """
 
@@ -67,6 +70,9 @@ ROOT = HERE.parents[1]
 LATENCY = "300ms"  # the mock's answer to the winner's refresh
 LATENCY_S = 0.3
 VARIANTS = ["rust", "python", "rust_holder", "python_holder", "node_holder", "kernel_sh", "kernel_ex", "filelock"]
+# With --cli-before: `oauth-lock probe` of an earlier build behind the same holder, interleaved
+# with the rest, so that a change's effect is measured in one run, under one load.
+BEFORE = "rust_holder_before"
 SIZES = [2, 6, 16, 64]
 
 
@@ -271,6 +277,7 @@ class Mock:
 class Ctx:
     def __init__(self, a: argparse.Namespace, work: Path) -> None:
         self.cli = a.cli
+        self.cli_before = a.cli_before or a.cli
         self.flock_probe = a.flock_probe
         self.python = sys.executable
         self.probe_py = str(HERE / "probe.py")
@@ -308,8 +315,8 @@ class Ctx:
         with os.fdopen(fd, "w") as f:
             json.dump(rec, f)
 
-    def cli_probe(self, key: str, start_at_ns: Optional[int] = None) -> Proc:
-        argv = [self.cli, "--dir", str(self.store), "probe", key]
+    def cli_probe(self, key: str, start_at_ns: Optional[int] = None, before: bool = False) -> Proc:
+        argv = [self.cli_before if before else self.cli, "--dir", str(self.store), "probe", key]
         if start_at_ns is not None:
             argv += ["--start-at-ns", str(start_at_ns)]
         return spawn_stalled(argv, self.env)
@@ -467,9 +474,9 @@ def release(h: Proc, n: int, python: bool) -> Dict[str, int]:
     return doc
 
 
-def round_holder(ctx: Ctx, n: int, key: str, lang: str) -> Dict[str, Any]:
-    """N waiters (`oauth-lock probe`, probe.py for Python, probe.mjs for Node) behind
-    flock_probe's commit."""
+def round_holder(ctx: Ctx, n: int, key: str, lang: str, before: bool = False) -> Dict[str, Any]:
+    """N waiters (`oauth-lock probe`, of the earlier build if `before`; probe.py for Python,
+    probe.mjs for Node) behind flock_probe's commit."""
     record = ctx.store / f"{key}.json"
     ctx.write_record(record, key, 1, fresh=False)
     nxt = ctx.next_dir / f"{key}.json"
@@ -478,7 +485,7 @@ def round_holder(ctx: Ctx, n: int, key: str, lang: str) -> Dict[str, Any]:
     ident = lock_id(lock)
     h = holder(ctx, lock, (nxt, record))
     if lang == "rust":
-        waiters = [ctx.cli_probe(key) for _ in range(n)]
+        waiters = [ctx.cli_probe(key, before=before) for _ in range(n)]
     elif lang == "node":
         waiters = [ctx.node_probe(key) for _ in range(n)]
     else:
@@ -595,8 +602,8 @@ def handoffs(ctx: Ctx, variants: List[str], sizes: List[int], quick: bool) -> Di
                                 res = round_rust(ctx, n, key, mock)  # type: ignore[arg-type]
                             elif v == "python":
                                 res = round_python(ctx, n, key, mock)  # type: ignore[arg-type]
-                            elif v in ("rust_holder", "python_holder", "node_holder"):
-                                res = round_holder(ctx, n, key, v.split("_")[0])
+                            elif v in ("rust_holder", "python_holder", "node_holder", BEFORE):
+                                res = round_holder(ctx, n, key, v.split("_")[0], before=v == BEFORE)
                             elif v in ("kernel_sh", "kernel_ex"):
                                 res = round_kernel(ctx, n, v.split("_")[1], r * 10 + attempt)
                             else:
@@ -850,11 +857,15 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(VARIANTS))
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--cli-before", help="an earlier build's oauth-lock: adds the variant " + BEFORE)
+    ap.add_argument("--before-rev", default="", help="the commit that --cli-before was built from")
     a = ap.parse_args()
     variants = [v for v in a.only.split(",") if v]
     for v in variants:
         if v not in VARIANTS:
             ap.error(f"unknown variant {v}")
+    if a.cli_before and "rust_holder" in variants:
+        variants.insert(variants.index("rust_holder") + 1, BEFORE)
     sizes = [int(s) for s in a.sizes.split(",") if s]
 
     started_ms = int(time.time() * 1000)
@@ -868,6 +879,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "versions": versions(a.cli),
     }
+    if a.cli_before:
+        result["before_rev"] = a.before_rev
     cpu = Cpu()
     with tempfile.TemporaryDirectory(prefix="oauth-lock-waiters-") as tmp:
         ctx = Ctx(a, Path(tmp))
