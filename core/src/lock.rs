@@ -601,26 +601,25 @@ pub async fn wait_released(
 /// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
 /// its descriptor, and the close wakes every waiter; each then takes a non-blocking shared
 /// `flock` to see that no holder is left, checked again every [`RECHECK`] in case a release
-/// came with no close (a descriptor a forked child still shares). `blocking`: the wait blocks
-/// the calling thread (a blocking call's own, which nothing else needs meanwhile), so that
-/// the thread that sees the release is the caller's; else the runtime's reactor wakes the
-/// task. Either way a woken process has no waiter thread to wake in between, which is most of
+/// came with no close (a descriptor a forked child still shares). Polled on a blocking
+/// call's own thread (`runtime::block_on`'s, which nothing else needs meanwhile), the wait
+/// blocks it, so that the thread that sees the release is the caller's; on a runtime worker
+/// the reactor wakes the task. Either way a woken process has no waiter thread to wake in between, which is most of
 /// a hand-off's CPU when many processes wake together on few cores. `None`, with
 /// `on_release` left in place, where this cannot be (not Linux, no inotify instance left, no
 /// lock file yet): the caller uses [`wait_released`].
 pub async fn wait_released_watching(
     path: &Path,
     timeout: Duration,
-    blocking: bool,
     on_release: &mut Option<OnRelease>,
 ) -> Option<Result<Duration>> {
     #[cfg(target_os = "linux")]
     {
-        wait_released_watching_every(path, timeout, blocking, RECHECK, on_release).await
+        wait_released_watching_every(path, timeout, RECHECK, on_release).await
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (path, timeout, blocking, on_release);
+        let _ = (path, timeout, on_release);
         None
     }
 }
@@ -631,12 +630,14 @@ pub async fn wait_released_watching(
 async fn wait_released_watching_every(
     path: &Path,
     timeout: Duration,
-    blocking: bool,
     recheck: Duration,
     on_release: &mut Option<OnRelease>,
 ) -> Option<Result<Duration>> {
     {
         let started = Instant::now();
+        // Decided by the thread that polls the wait: a blocking caller's leader runs on the
+        // caller's thread, unless it was handed to the runtime.
+        let blocking = crate::runtime::is_callers_thread();
         if !blocking && tokio::runtime::Handle::try_current().is_err() {
             // No reactor to wake the task: the waiter thread does.
             return None;
@@ -1271,7 +1272,7 @@ mod tests {
                 );
                 runs.fetch_add(1, Ordering::SeqCst);
             }));
-            let waiting = wait_released_watching_every(&path, timeout, true, recheck, &mut hook);
+            let waiting = wait_released_watching_every(&path, timeout, recheck, &mut hook);
             let waited = crate::runtime::block_on(waiting).expect("Linux watches");
             (waited, hook.is_some())
         })
@@ -1414,7 +1415,6 @@ mod tests {
                     let waited = wait_released_watching_every(
                         &path,
                         Duration::from_secs(30),
-                        false,
                         NEVER,
                         &mut hook,
                     );
@@ -1454,14 +1454,7 @@ mod tests {
             let path = path.clone();
             tokio::spawn(async move {
                 let mut hook: Option<OnRelease> = Some(Box::new(|| panic!("never released")));
-                wait_released_watching_every(
-                    &path,
-                    Duration::from_secs(30),
-                    false,
-                    NEVER,
-                    &mut hook,
-                )
-                .await
+                wait_released_watching_every(&path, Duration::from_secs(30), NEVER, &mut hook).await
             })
         };
         while shared_waits() == before {

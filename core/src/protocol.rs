@@ -1,7 +1,7 @@
 //! The refresh protocol of DESIGN.md §4: the per-process slot for each (store, key), the hot
 //! path, the single flight, and the leader's locked re-read → refresh → commit → publish.
 
-use crate::backend::{Backend, Committed, Location, Locked, Version, WaitOn};
+use crate::backend::{Backend, Committed, Location, Locked, Version};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events;
 use crate::key::Key;
@@ -858,17 +858,10 @@ impl Leader {
                 }
             })
         };
-        // Decided by the thread that polls the wait: a blocking caller's leader runs on the
-        // caller's thread, unless it was handed to the runtime.
-        let on = if runtime::is_callers_thread() {
-            WaitOn::CallersThread
-        } else {
-            WaitOn::Runtime
-        };
         let waited = self
             .slot
             .backend
-            .wait_released(&self.slot.key, self.options.lock_timeout, on, at_release)
+            .wait_released(&self.slot.key, self.options.lock_timeout, at_release)
             .await?;
         if let Some(answered) = self.flight.result.get() {
             return Ok((waited, Some(answered.clone())));

@@ -207,17 +207,14 @@ impl Backend for FsBackend {
         &self,
         key: &Key,
         timeout: Duration,
-        on: super::WaitOn,
         on_release: super::AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let path = self.lock_path(key);
         // The file is re-read by the callback, on the thread that saw the release.
         let mut on_release: Option<crate::lock::OnRelease> =
             Some(Box::new(move || on_release(None)));
-        let blocking = on == super::WaitOn::CallersThread;
         Box::pin(async move {
-            let watching =
-                crate::lock::wait_released_watching(&path, timeout, blocking, &mut on_release);
+            let watching = crate::lock::wait_released_watching(&path, timeout, &mut on_release);
             if let Some(waited) = watching.await {
                 return waited;
             }

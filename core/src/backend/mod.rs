@@ -149,17 +149,6 @@ pub type ReadAtRelease = Result<Option<(Record, Version)>>;
 /// the backend read it then, so that a waiter on a database needs no round trip of its own.
 pub type AtRelease = Box<dyn FnOnce(Option<ReadAtRelease>) + Send>;
 
-/// Where a wait may block ([`Backend::wait_released`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitOn {
-    /// The thread that polls the wait: a blocking call's own, which nothing else needs
-    /// meanwhile; the thread that sees the release is then the caller's (one thread wake per
-    /// process, not two).
-    CallersThread,
-    /// Nowhere: an async task's, on the runtime's workers, which must not block.
-    Runtime,
-}
-
 /// A store of records. Reads are lock-free; writes happen through a [`Locked`] handle.
 pub trait Backend: Send + Sync + 'static {
     /// Where the store is; `Store`s at the same location share in-process state.
@@ -188,13 +177,12 @@ pub trait Backend: Send + Sync + 'static {
     /// callers queue for the exclusive lock instead. `on_release` runs at the release, before
     /// the caller's task wakes, on the thread that saw it (never when the wait returned at
     /// once, timed out or failed), given the record if the backend read it at the release
-    /// (in the wait's own round trip), else `None` (the callback reads it). `on` says whether
-    /// the wait may block the thread that polls it.
+    /// (in the wait's own round trip), else `None` (the callback reads it). A wait polled on a
+    /// blocking caller's own thread may block it (`runtime::is_callers_thread`).
     fn wait_released(
         &self,
         _key: &Key,
         _timeout: Duration,
-        _on: WaitOn,
         _on_release: AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         Box::pin(async { Ok(Duration::ZERO) })

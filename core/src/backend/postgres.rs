@@ -1232,8 +1232,6 @@ impl Backend for PgBackend {
         &self,
         key: &Key,
         timeout: Duration,
-        // The wait is a statement on the server: nothing to gain from blocking a thread.
-        _on: super::WaitOn,
         on_release: super::AtRelease,
     ) -> futures_util::future::BoxFuture<'static, Result<Duration>> {
         let backend = self.me.upgrade().expect("a backend in use is alive");
