@@ -64,8 +64,9 @@ pub fn shared_waits() -> u64 {
     SHARED_WAITS.load(Ordering::Relaxed)
 }
 
-/// Open lock descriptors, so that a forked child can close the ones it inherited.
-const SLOTS: usize = 256;
+/// Open lock descriptors, so that a forked child can close the ones it inherited: one per
+/// lock waited on, two per lock held on Linux (the lock's and its beacon), so 256 locks.
+const SLOTS: usize = if cfg!(target_os = "linux") { 512 } else { 256 };
 static OPEN_FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 
 fn register(fd: i32) -> Option<usize> {
@@ -97,33 +98,59 @@ struct LockFile {
     /// Its place in the fork handler's table (`None` where there is no fork).
     slot: Option<usize>,
     pid: u32,
+    /// Locked through this descriptor, so unlocked before it closes (not a beacon).
+    locks: bool,
 }
 
 impl LockFile {
-    /// Opens (creating, 0600) the lock file. Fails (`Io`) when the descriptor table of the
-    /// fork handler is full rather than leave a descriptor a forked child would not close.
+    /// Opens (creating, 0600) the lock file to lock it. Fails (`Io`) when the descriptor
+    /// table of the fork handler is full rather than leave a descriptor a forked child would
+    /// not close. On Linux read-only: a contender that finds the lock held closes this
+    /// descriptor again, and that close must not wake the waiters' close watches (a holder
+    /// signals its release through its [`LockFile::beacon`]).
     fn open(path: &Path) -> Result<LockFile> {
-        LockFile::open_with(
-            path,
+        #[cfg(target_os = "linux")]
+        let options = crate::sys::private_file_read_only(&mut OpenOptions::new(), 0o600).clone();
+        #[cfg(not(target_os = "linux"))]
+        let options = crate::sys::private_file(
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false),
+            0o600,
         )
+        .clone();
+        LockFile::open_with(path, &options, true)
     }
 
     /// Opens the (existing) lock file for reading only: a shared waiter's, whose close must
     /// not look like a holder's release to the other waiters' close watches.
     #[cfg(target_os = "linux")]
     fn open_read_only(path: &Path) -> Result<LockFile> {
-        LockFile::open_with(path, OpenOptions::new().read(true))
+        LockFile::open_with(
+            path,
+            crate::sys::private_file(OpenOptions::new().read(true), 0o600),
+            true,
+        )
     }
 
-    fn open_with(path: &Path, options: &mut OpenOptions) -> Result<LockFile> {
+    /// A holder's write-only descriptor on the lock file, opened once it holds the lock and
+    /// closed just after its unlock: that close (`IN_CLOSE_WRITE`) is what wakes the waiters'
+    /// close watches, and only a holder makes one.
+    #[cfg(target_os = "linux")]
+    fn beacon(path: &Path) -> Result<LockFile> {
+        LockFile::open_with(
+            path,
+            crate::sys::private_file(OpenOptions::new().write(true), 0o600),
+            false,
+        )
+    }
+
+    fn open_with(path: &Path, options: &OpenOptions, locks: bool) -> Result<LockFile> {
         // A child forked while this descriptor is open must close its copy.
         crate::runtime::install_fork_handler();
-        let file = crate::sys::private_file(options, 0o600)
+        let file = options
             .open(path)
             .map_err(|e| Error::io("opening the lock file", path, &e))?;
         // `None` where there is no fork (nothing to track).
@@ -134,9 +161,9 @@ impl LockFile {
                 .filter(|s| s.load(Ordering::Relaxed) >= 0)
                 .count();
             let e = std::io::Error::other(format!(
-                "this process already holds or waits on {open} locks, the most it can track \
-                 (a forked child must close every lock descriptor it inherits): release some \
-                 before taking another"
+                "this process already has {open} lock-file descriptors open, the most it can \
+                 track (one per lock it waits on, two per lock it holds; a forked child must \
+                 close every one it inherits): release some locks before taking another"
             ));
             return Err(Error::io("opening the lock file", path, &e));
         }
@@ -144,6 +171,7 @@ impl LockFile {
             file: Some(file),
             slot: slot.flatten(),
             pid: std::process::id(),
+            locks,
         })
     }
 
@@ -165,15 +193,40 @@ impl Drop for LockFile {
             OPEN_FDS[slot].store(-1, Ordering::Release);
         }
         // Unlock explicitly: a forked child might still share this open file description.
-        let _ = fs4::FileExt::unlock(&file);
+        if self.locks {
+            let _ = fs4::FileExt::unlock(&file);
+        }
     }
 }
 
 /// A held exclusive lock; released (explicitly, then closed) on drop.
 pub struct LockGuard {
+    // Dropped in this order: the unlock, then the beacon's close that tells the waiters.
     _file: LockFile,
+    #[cfg(target_os = "linux")]
+    _beacon: LockFile,
     /// How long the acquisition waited.
     pub waited: Duration,
+}
+
+impl LockGuard {
+    /// The guard of a lock just taken through `file` (counted; on Linux with its beacon).
+    /// Fails, letting the lock go, if the lock file cannot be opened for writing (a read-only
+    /// store): the holder could not write the record either, so it must not go on to spend
+    /// the refresh token.
+    fn new(file: LockFile, path: &Path, waited: Duration) -> Result<LockGuard> {
+        #[cfg(target_os = "linux")]
+        let beacon = LockFile::beacon(path)?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = path;
+        EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
+        Ok(LockGuard {
+            _file: file,
+            #[cfg(target_os = "linux")]
+            _beacon: beacon,
+            waited,
+        })
+    }
 }
 
 /// The callers of one lock path that wait in this process, and its one waiter thread.
@@ -323,13 +376,7 @@ pub fn lock_exclusive(path: &Path, timeout: Duration) -> Result<LockGuard> {
     }
     let lf = LockFile::open(path)?;
     match fs4::FileExt::try_lock(lf.file()) {
-        Ok(()) => {
-            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
-            return Ok(LockGuard {
-                _file: lf,
-                waited: Duration::ZERO,
-            });
-        }
+        Ok(()) => return LockGuard::new(lf, path, Duration::ZERO),
         Err(fs4::TryLockError::Error(e)) => return Err(Error::io("locking", path, &e)),
         Err(fs4::TryLockError::WouldBlock) => {}
     }
@@ -380,8 +427,13 @@ fn wait_in_kernel(waits: &Waits, path: &Path, mut lf: LockFile) {
                     queue.handoff = Some((ticket, lf));
                     queue.cv.notify_all();
                 }
-                // Every caller gave up: release at once (LockFile's drop unlocks).
-                None => drop(lf),
+                // Every caller gave up: release at once (LockFile's drop unlocks), and say so
+                // to the close watches as a holder's beacon would.
+                None => {
+                    drop(lf);
+                    #[cfg(target_os = "linux")]
+                    drop(LockFile::beacon(path));
+                }
             },
             Err(e) => {
                 drop(lf);
@@ -433,11 +485,8 @@ fn wait_for_handoff(
         if queue.handoff.as_ref().is_some_and(|(t, _)| *t == ticket) {
             let (_, file) = queue.handoff.take().expect("checked");
             state.remove_if_idle(path);
-            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
-            return Ok(LockGuard {
-                _file: file,
-                waited: started.elapsed(),
-            });
+            drop(state);
+            return LockGuard::new(file, path, started.elapsed());
         }
         if let Some(i) = queue.failed.iter().position(|(t, _)| *t == ticket) {
             let (_, err) = queue.failed.swap_remove(i);
@@ -464,13 +513,7 @@ pub fn try_lock_exclusive(path: &Path) -> Result<Option<LockGuard>> {
     crate::runtime::install_fork_handler();
     let lf = LockFile::open(path)?;
     match fs4::FileExt::try_lock(lf.file()) {
-        Ok(()) => {
-            EXCLUSIVE_ACQUIRED.fetch_add(1, Ordering::Relaxed);
-            Ok(Some(LockGuard {
-                _file: lf,
-                waited: Duration::ZERO,
-            }))
-        }
+        Ok(()) => LockGuard::new(lf, path, Duration::ZERO).map(Some),
         Err(fs4::TryLockError::WouldBlock) => Ok(None),
         Err(fs4::TryLockError::Error(e)) => Err(Error::io("locking", path, &e)),
     }
@@ -680,7 +723,13 @@ async fn wait_released_watching_every(
                 Err(fs4::TryLockError::Error(e)) => {
                     return Some(Err(Error::io("locking", path, &e)))
                 }
-                Err(fs4::TryLockError::WouldBlock) => {}
+                Err(fs4::TryLockError::WouldBlock) =>
+                {
+                    #[cfg(test)]
+                    if closed {
+                        WOKEN_IN_VAIN.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
             }
             if !waited {
                 waited = true;
@@ -880,6 +929,9 @@ fn keep_watches(pool: &ForkSide<WatchPool>) {
 static SEEN_AT_CLOSE: AtomicU64 = AtomicU64::new(0);
 #[cfg(target_os = "linux")]
 static SEEN_AT_RECHECK: AtomicU64 = AtomicU64::new(0);
+/// Close watches woken by a close that was no release (the lock still held).
+#[cfg(all(test, target_os = "linux"))]
+static WOKEN_IN_VAIN: AtomicU64 = AtomicU64::new(0);
 /// Of those, the waits that blocked the caller's own thread.
 static OWN_THREAD_RELEASES: AtomicU64 = AtomicU64::new(0);
 
@@ -947,6 +999,9 @@ mod tests {
             .into()
     }
 
+    /// A holder's descriptors on its lock file: the locked one, and on Linux its beacon.
+    const HOLDER_FDS: usize = if cfg!(target_os = "linux") { 2 } else { 1 };
+
     /// Asserts that `n` descriptors are open on `path`, where they can be counted.
     fn assert_fds(path: &Path, n: usize, what: &str) {
         if let Some(open) = fds_on(path) {
@@ -993,7 +1048,11 @@ mod tests {
             Some((2, true, 1)),
             "two callers, one waiter thread"
         );
-        assert_fds(&path, 2, "the holder's descriptor and the waiter's");
+        assert_fds(
+            &path,
+            HOLDER_FDS + 1,
+            "the holder's descriptors and the waiter's",
+        );
 
         drop(held);
         eventually("the first contender holds the lock", || {
@@ -1007,7 +1066,7 @@ mod tests {
             "the same waiter goes on"
         );
         assert!(
-            fds_on(&path).is_none_or(|n| n <= 2),
+            fds_on(&path).is_none_or(|n| n <= HOLDER_FDS + 1),
             "the holder's and the waiter's fresh one"
         );
 
@@ -1037,7 +1096,11 @@ mod tests {
             Some((0, true, 1)),
             "one waiter for all 50"
         );
-        assert_fds(&path, 2, "descriptors");
+        assert_fds(
+            &path,
+            HOLDER_FDS + 1,
+            "the holder's descriptors and the waiter's",
+        );
         drop(held);
         eventually("the waiter let go and ended", || {
             queue_facts(&path).is_none()
@@ -1174,7 +1237,11 @@ mod tests {
         while shared_waits() - before < 8 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_fds(&path, 2, "the holder's descriptor and one waiter's");
+        assert_fds(
+            &path,
+            HOLDER_FDS + 1,
+            "the holder's descriptors and one waiter's",
+        );
         assert!(try_lock_exclusive(&path).unwrap().is_none(), "still held");
         release_to(held, waiters, &runs).await;
         // Nobody took anything: the lock is free for the next writer.
@@ -1203,7 +1270,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::Busy);
-        assert_fds(&path, 2, "the holder's descriptor and one waiter's");
+        assert_fds(
+            &path,
+            HOLDER_FDS + 1,
+            "the holder's descriptors and one waiter's",
+        );
         drop(held);
         let deadline = Instant::now() + Duration::from_secs(10);
         while fds_on(&path).is_some_and(|n| n != 0) {
@@ -1309,6 +1380,88 @@ mod tests {
         assert_fds(&path, 0, "descriptors on the lock file");
     }
 
+    /// Contenders that find the lock held close their descriptor again; only a release may
+    /// wake the close watches, or every arrival would wake every waiter (N² wakes for N
+    /// processes).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_contenders_failed_try_wakes_no_waiter_and_the_holders_release_does() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let (before, at_close) = (shared_waits(), SEEN_AT_CLOSE.load(Ordering::SeqCst));
+        let (at_recheck, in_vain) = (
+            SEEN_AT_RECHECK.load(Ordering::SeqCst),
+            WOKEN_IN_VAIN.load(Ordering::SeqCst),
+        );
+        let runs = Arc::new(AtomicU64::new(0));
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), NEVER, &runs);
+        eventually("the waiter waits", || shared_waits() > before);
+        for _ in 0..5 {
+            assert!(try_lock_exclusive(&path).unwrap().is_none());
+        }
+        // A close event, if one had come, is read within this.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            WOKEN_IN_VAIN.load(Ordering::SeqCst) - in_vain,
+            0,
+            "a contender's close woke the waiter"
+        );
+        assert!(!waiter.is_finished());
+        drop(held);
+        let (waited, _) = waiter.join().unwrap();
+        assert!(waited.unwrap() > Duration::ZERO);
+        assert_eq!(
+            (
+                SEEN_AT_CLOSE.load(Ordering::SeqCst) - at_close,
+                SEEN_AT_RECHECK.load(Ordering::SeqCst) - at_recheck,
+                WOKEN_IN_VAIN.load(Ordering::SeqCst) - in_vain
+            ),
+            (1, 0, 0),
+            "seen at the holder's close, once"
+        );
+    }
+
+    /// A caller that gave up its exclusive wait leaves its waiter thread blocked in `flock`;
+    /// at the holder's release that thread takes the lock and lets it go at once. The shared
+    /// waiters, woken by the holder's close while that thread still held it, must be woken
+    /// again by its release, not left to their recheck.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_abandoned_exclusive_waits_release_wakes_the_close_watches() {
+        let (_serial, _dir, path) = shared_wait_test();
+        let held = lock_exclusive(&path, Duration::from_secs(1)).unwrap();
+        let (before, at_recheck) = (shared_waits(), SEEN_AT_RECHECK.load(Ordering::SeqCst));
+        let runs = Arc::new(AtomicU64::new(0));
+        let waiter = wait_here_on_a_thread(&path, Duration::from_secs(30), NEVER, &runs);
+        eventually("the waiter waits", || shared_waits() > before);
+        let err = lock_exclusive(&path, Duration::from_millis(20))
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), crate::ErrorCode::Busy);
+        assert_eq!(queue_facts(&path).map(|(_, w, _)| w), Some(true));
+        let in_vain = WOKEN_IN_VAIN.load(Ordering::SeqCst);
+        // The waiter thread, once it has the lock, is held up on the table until the shared
+        // waiter has found the lock still taken (woken by the holder's close, in vain).
+        let table = waits();
+        let state = lock_state(&table);
+        let released = Instant::now();
+        drop(held);
+        eventually(
+            "the shared waiter finds the lock taken by the abandoned wait",
+            || WOKEN_IN_VAIN.load(Ordering::SeqCst) > in_vain,
+        );
+        drop(state);
+        let (waited, _) = waiter.join().unwrap();
+        assert!(waited.unwrap() > Duration::ZERO);
+        assert!(
+            released.elapsed() < Duration::from_secs(10),
+            "woken at a close, not at the end of its wait"
+        );
+        assert_eq!(SEEN_AT_RECHECK.load(Ordering::SeqCst) - at_recheck, 0);
+        eventually("the abandoned wait ends", || queue_facts(&path).is_none());
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_release_that_closes_nothing_is_seen_at_the_recheck() {
@@ -1349,7 +1502,7 @@ mod tests {
         assert_eq!(err.code(), crate::ErrorCode::Busy);
         assert_eq!(err.path(), Some(path.as_path()));
         assert!(hook_left, "a caller that gave up is not called back");
-        assert_fds(&path, 1, "the holder's descriptor only");
+        assert_fds(&path, HOLDER_FDS, "the holder's descriptors only");
         drop(held);
         let (waited, hook_left) =
             wait_here_on_a_thread(&path, Duration::from_secs(1), NEVER, &runs)
@@ -1469,7 +1622,7 @@ mod tests {
             (in_use, idle_after),
             "the watch is back in the pool"
         );
-        assert_fds(&path, 1, "the holder's descriptor only");
+        assert_fds(&path, HOLDER_FDS, "the holder's descriptors only");
         drop(held);
     }
 

@@ -13,6 +13,16 @@ pub(crate) fn private_file(opts: &mut OpenOptions, mode: u32) -> &mut OpenOption
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
 }
 
+/// Opens read-only as [`private_file`] does, creating the file if it is missing: a lock
+/// file's contenders, since `flock` needs no write access and the close of a read-only
+/// descriptor is no `IN_CLOSE_WRITE`, the event that close watches take for a release.
+#[cfg(target_os = "linux")]
+pub(crate) fn private_file_read_only(opts: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
+    opts.read(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_CREAT)
+}
+
 /// Creates directories readable only by the user (0700).
 pub(crate) fn private_dir(builder: &mut DirBuilder) -> &mut DirBuilder {
     builder.mode(0o700)
