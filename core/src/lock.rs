@@ -642,7 +642,7 @@ pub async fn wait_released(
 }
 
 /// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
-/// its descriptor, and the close wakes every waiter; each then takes a non-blocking shared
+/// its beacon (`LockFile::beacon`), and the close wakes every waiter; each then takes a non-blocking shared
 /// `flock` to see that no holder is left, checked again every [`RECHECK`] in case a release
 /// came with no close (a descriptor a forked child still shares). Polled on a blocking
 /// call's own thread (`runtime::block_on`'s, which nothing else needs meanwhile), the wait
