@@ -1541,6 +1541,38 @@ mod tests {
         eventually("the idle watch is closed", || close_watches_open() == 0);
     }
 
+    /// A pooled watch used for one lock file, then another, watches the second alone: a
+    /// release of the first wakes no wait on the second.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pooled_watch_forgets_the_lock_file_of_its_last_wait() {
+        let (_serial, dir, _) = shared_wait_test();
+        let runs = Arc::new(AtomicU64::new(0));
+        let (a, b) = (dir.path().join("a.lock"), dir.path().join("b.lock"));
+        let held = lock_exclusive(&a, Duration::from_secs(1)).unwrap();
+        let before = shared_waits();
+        let waiter = wait_here_on_a_thread(&a, Duration::from_secs(30), NEVER, &runs);
+        eventually("the waiter waits on a", || shared_waits() > before);
+        drop(held);
+        assert!(waiter.join().unwrap().0.unwrap() > Duration::ZERO);
+        // The same watch (kept in the pool) for a wait on b; a is taken and let go meanwhile.
+        let held_b = lock_exclusive(&b, Duration::from_secs(1)).unwrap();
+        let (before, in_vain) = (shared_waits(), WOKEN_IN_VAIN.load(Ordering::SeqCst));
+        let waiter = wait_here_on_a_thread(&b, Duration::from_secs(30), NEVER, &runs);
+        eventually("the waiter waits on b", || shared_waits() > before);
+        assert_eq!(pool_facts().0, 1, "one watch in use");
+        drop(lock_exclusive(&a, Duration::from_secs(1)).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            WOKEN_IN_VAIN.load(Ordering::SeqCst) - in_vain,
+            0,
+            "a's release woke the wait on b"
+        );
+        drop(held_b);
+        assert!(waiter.join().unwrap().0.unwrap() > Duration::ZERO);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
     /// (watches in use, watches idle in the pool).
     #[cfg(target_os = "linux")]
     fn pool_facts() -> (usize, usize) {

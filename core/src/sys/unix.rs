@@ -133,6 +133,8 @@ pub(crate) fn kill_self() {
 #[cfg(target_os = "linux")]
 pub(crate) struct CloseWatch {
     fd: std::os::fd::OwnedFd,
+    /// The watch descriptor of the file watched now (-1: none yet).
+    wd: std::sync::atomic::AtomicI32,
 }
 
 #[cfg(target_os = "linux")]
@@ -149,11 +151,16 @@ impl CloseWatch {
         }
         // SAFETY: `fd` was just returned by inotify_init1 and is owned here alone.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(CloseWatch { fd })
+        Ok(CloseWatch {
+            fd,
+            wd: std::sync::atomic::AtomicI32::new(-1),
+        })
     }
 
-    /// Watches `path` too (not through a symlink; again is a no-op) and forgets the closes
-    /// seen so far, so that the next [`wait`](Self::wait) returns on a close from now on.
+    /// Watches `path` (not through a symlink; again is a no-op), and no longer the file watched
+    /// before, which a pooled watch would otherwise wake on for every lock file its process
+    /// ever waited on; forgets the closes seen so far, so that the next [`wait`](Self::wait)
+    /// returns on a close of `path` from now on.
     pub(crate) fn watch(&self, path: &Path) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         use std::os::unix::ffi::OsStrExt;
@@ -170,6 +177,12 @@ impl CloseWatch {
         };
         if wd < 0 {
             return Err(std::io::Error::last_os_error());
+        }
+        let before = self.wd.swap(wd, std::sync::atomic::Ordering::Relaxed);
+        if before >= 0 && before != wd {
+            // SAFETY: `fd` is a live inotify descriptor; a watch descriptor gone already (its
+            // file deleted) gives EINVAL, which changes nothing.
+            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), before) };
         }
         self.drain();
         Ok(())
