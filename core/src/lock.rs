@@ -109,18 +109,14 @@ impl LockFile {
     /// descriptor again, and that close must not wake the waiters' close watches (a holder
     /// signals its release through its [`LockFile::beacon`]).
     fn open(path: &Path) -> Result<LockFile> {
+        let mut options = OpenOptions::new();
         #[cfg(target_os = "linux")]
-        let options = crate::sys::private_file_read_only(&mut OpenOptions::new(), 0o600).clone();
+        crate::sys::private_file_read_only(&mut options, 0o600);
         #[cfg(not(target_os = "linux"))]
-        let options = crate::sys::private_file(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
+        crate::sys::private_file(
+            options.read(true).write(true).create(true).truncate(false),
             0o600,
-        )
-        .clone();
+        );
         LockFile::open_with(path, &options, true)
     }
 
@@ -642,8 +638,8 @@ pub async fn wait_released(
 }
 
 /// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
-/// its beacon (`LockFile::beacon`), and the close wakes every waiter; each then takes a non-blocking shared
-/// `flock` to see that no holder is left, checked again every [`RECHECK`] in case a release
+/// its beacon (`LockFile::beacon`), and the close wakes every waiter; each then takes a
+/// non-blocking shared `flock` to see that no holder is left, checked again every [`RECHECK`] in case a release
 /// came with no close (a descriptor a forked child still shares). Polled on a blocking
 /// call's own thread (`runtime::block_on`'s, which nothing else needs meanwhile), the wait
 /// blocks it, so that the thread that sees the release is the caller's; on a runtime worker

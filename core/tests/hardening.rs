@@ -68,8 +68,7 @@ fn slow_callback(provider: &Arc<Strict>, delay: Duration) -> Arc<dyn Refresher> 
 
 /// Whether the credential's lock is free right now (taking it releases it again at once).
 fn lock_is_free(store: &Store, key: &str) -> bool {
-    let path = store.path_of(key).unwrap().with_extension("lock");
-    oauth_lock::lock::lock_exclusive(&path, Duration::ZERO).is_ok()
+    lock_is_freed_within(store, key, Duration::ZERO)
 }
 
 /// Whether the credential's lock is freed within `within`. The holder writes the record and

@@ -127,9 +127,10 @@ pub(crate) fn kill_self() {
 
 /// A watch on lock files that wakes when a descriptor opened for writing on one is closed:
 /// what a holder does at its release (it unlocks, then closes its beacon, the only writable
-/// descriptor on a lock file; a holder that dies is closed by the kernel). It lets the shared wait of DESIGN.md §4 step 2.3 block the caller's own
-/// thread with a timeout, which `flock(2)` has not, so that a woken process has one thread to
-/// wake, not two (Linux's inotify; other platforms wait on a thread of their own).
+/// descriptor on a lock file; a holder that dies is closed by the kernel). It lets the shared
+/// wait of DESIGN.md §4 step 2.3 block the caller's own thread with a timeout, which
+/// `flock(2)` has not, so that a woken process has one thread to wake, not two (Linux's
+/// inotify; other platforms wait on a thread of their own).
 #[cfg(target_os = "linux")]
 pub(crate) struct CloseWatch {
     fd: std::os::fd::OwnedFd,
