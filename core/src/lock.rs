@@ -85,8 +85,8 @@ pub(crate) fn close_inherited_lock_fds() {
         if fd >= 0 {
             // `fd` was registered by a `LockFile` that owned it, and the swap took it out of
             // the table, so it is closed once. Its `File` (in the parent's memory) is never
-            // closed again here: a `LockFile` dropped in the child sees another pid and
-            // forgets its `File`, and the parent's waiter table is never dropped in the child.
+            // closed again here: a `LockFile` dropped in the child sees another fork epoch
+            // and forgets its `File`, and the parent's waiter table is never dropped in the child.
             crate::sys::close_fd(fd);
         }
     }
@@ -97,8 +97,12 @@ struct LockFile {
     file: Option<File>,
     /// Its place in the fork handler's table (`None` where there is no fork).
     slot: Option<usize>,
-    pid: u32,
-    /// Locked through this descriptor, so unlocked before it closes (not a beacon).
+    /// The fork epoch it was opened in: a later one is a child's, which must not touch it.
+    /// An atomic load, where the process id would be a `getpid` system call on every drop
+    /// (each woken waiter drops one).
+    epoch: u64,
+    /// Locked through this descriptor, so unlocked before it closes (not a beacon, nor a
+    /// contender's whose try failed).
     locks: bool,
 }
 
@@ -166,7 +170,7 @@ impl LockFile {
         Ok(LockFile {
             file: Some(file),
             slot: slot.flatten(),
-            pid: std::process::id(),
+            epoch: crate::runtime::epoch(),
             locks,
         })
     }
@@ -179,7 +183,7 @@ impl LockFile {
 impl Drop for LockFile {
     fn drop(&mut self) {
         let file = self.file.take().expect("dropped once");
-        if self.pid != std::process::id() {
+        if self.epoch != crate::runtime::epoch() {
             // Inherited across fork: the fork handler already closed this descriptor and
             // freed its slot, which may hold one of this process's own descriptors by now.
             std::mem::forget(file);
@@ -507,10 +511,14 @@ fn wait_for_handoff(
 /// Takes the exclusive lock on `path` if it is free; `None` when another holds it.
 pub fn try_lock_exclusive(path: &Path) -> Result<Option<LockGuard>> {
     crate::runtime::install_fork_handler();
-    let lf = LockFile::open(path)?;
+    let mut lf = LockFile::open(path)?;
     match fs4::FileExt::try_lock(lf.file()) {
         Ok(()) => LockGuard::new(lf, path, Duration::ZERO).map(Some),
-        Err(fs4::TryLockError::WouldBlock) => Ok(None),
+        Err(fs4::TryLockError::WouldBlock) => {
+            // It holds nothing: closed without an unlock (a system call each contender saves).
+            lf.locks = false;
+            Ok(None)
+        }
         Err(fs4::TryLockError::Error(e)) => Err(Error::io("locking", path, &e)),
     }
 }
@@ -1567,6 +1575,37 @@ mod tests {
         drop(held_b);
         assert!(waiter.join().unwrap().0.unwrap() > Duration::ZERO);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    /// A wait that returns at a close leaves no close queued (one read takes them: the kernel
+    /// merges identical events not yet read), so that the next wait blocks until a close to
+    /// come; else a waiter would be woken in vain by closes already seen.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_close_watch_wait_leaves_no_close_seen_queued() {
+        // Serial: other tests count the process's inotify instances.
+        let (_serial, _dir, path) = shared_wait_test();
+        std::fs::write(&path, b"").unwrap();
+        let watch = crate::sys::CloseWatch::new().unwrap();
+        watch.watch(&path).unwrap();
+        let close = || drop(OpenOptions::new().write(true).open(&path).unwrap());
+        for _ in 0..20 {
+            close();
+        }
+        assert!(
+            watch.wait(Duration::from_secs(5)).unwrap(),
+            "the closes were seen"
+        );
+        assert!(
+            !watch.wait(Duration::from_millis(50)).unwrap(),
+            "closes already seen woke the next wait"
+        );
+        close();
+        assert!(
+            watch.wait(Duration::from_secs(5)).unwrap(),
+            "a new close is seen"
+        );
+        assert!(!watch.wait(Duration::from_millis(50)).unwrap());
     }
 
     /// (watches in use, watches idle in the pool).

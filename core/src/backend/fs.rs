@@ -60,7 +60,11 @@ fn read_record(key: &Key, path: &Path) -> Result<Option<(Record, Version)>> {
     };
     let stamp = crate::sys::stamp(&file).map_err(|e| Error::io("reading the record", path, &e))?;
     let mut bytes = Vec::with_capacity(stamp.size as usize + 1);
-    file.read_to_end(&mut bytes)
+    // Through `Take`: `File::read_to_end` would ask the size and the position again (a
+    // `statx` and an `lseek`), which the stamp just told; every woken waiter reads once.
+    Read::by_ref(&mut file)
+        .take(u64::MAX)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading the record", path, &e))?;
     let record = Record::parse(&bytes).map_err(|e| with_place(e, path))?;
     check_key(&record, key).map_err(|e| with_place(e, path))?;
