@@ -11,7 +11,10 @@ probe` does.
         every 50 ms, its default), re-reads the JSON file, releases, and prints {pid,
         access_token, started_ns, returned_ns}; such waiters take the lock in turn.
 
-Either then stays, idle, until stdin is closed.
+The report waits for a second line on stdin ("report", sent once the round is over): a
+probe's JSON and print (some 40 µs of CPU for Python) must not run while the other waiters
+still wait for a CPU, or it counts in their figures. Either then stays, idle, until stdin is
+closed.
 """
 
 from __future__ import annotations
@@ -37,9 +40,8 @@ def oauth_lock_waiter(store: str, key: str) -> None:
     except oauth_lock.Error as e:
         returned = time.time_ns()
         error = e.code
-    print(json.dumps({"pid": os.getpid(), "generation": generation, "fingerprint": fingerprint,
-                      "error": error, "started_ns": started, "returned_ns": returned}), flush=True)
-    linger()
+    report({"pid": os.getpid(), "generation": generation, "fingerprint": fingerprint,
+            "error": error, "started_ns": started, "returned_ns": returned})
 
 
 def filelock_waiter(path: str) -> None:
@@ -52,8 +54,14 @@ def filelock_waiter(path: str) -> None:
         with open(path) as f:
             token = json.load(f)["access_token"]
     returned = time.time_ns()
-    print(json.dumps({"pid": os.getpid(), "access_token": token, "started_ns": started,
-                      "returned_ns": returned}), flush=True)
+    report({"pid": os.getpid(), "access_token": token, "started_ns": started,
+            "returned_ns": returned})
+
+
+def report(doc: dict[str, object]) -> None:
+    """Prints `doc` when asked (a line on stdin), then lingers."""
+    sys.stdin.readline()
+    print(json.dumps(doc), flush=True)
     linger()
 
 

@@ -170,7 +170,8 @@ def spawn_stalled(argv: List[str], env: Dict[str, str]) -> Proc:
 
 
 def spawn_lingering(argv: List[str], env: Optional[Dict[str, str]] = None) -> Proc:
-    """A probe that, once it has printed its report, waits for its stdin to close."""
+    """A probe that prints its report when asked (a line on stdin, which flock_probe ignores),
+    then waits for its stdin to close."""
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
@@ -191,6 +192,13 @@ def finish(procs: Sequence[Proc], limit: float = 30) -> List[Tuple[int, str, str
     let go (stdin closed), stalled ones drained one by one: no probe exits before every report
     of the round is in."""
     lines = {}
+    for p in procs:
+        if p.stdin is not None:
+            try:
+                p.stdin.write("report\n")
+                p.stdin.flush()
+            except BrokenPipeError:
+                pass
     for p in procs:
         if p.stdin is not None:
             lines[p.pid] = readline(p, limit)
