@@ -1024,7 +1024,7 @@ def waiters_section(w: Optional[Dict[str, Any]], run: Dict[str, Any], alone: boo
         "  blocks in the write of its report (a full pipe), the C waiters print with a few µs of",
         "  `printf`. A probe that printed at once took CPU (some 40 µs for Python's `json.dumps` and",
         "  `print`) from the waiters still waiting for one, and that counted in their figures.",
-        "  Before commit 2fd5a3c Python's and Node's probes printed at once (a trial here, 6 Python",
+        "  Before commit 201cf6d Python's and Node's probes printed at once (a trial here, 6 Python",
         "  waiters behind a release, 15 rounds each way: the last back p50 841 → 625 µs, the",
         "  slowest of 15 rounds 1.14 ms → 738 µs).",
         "- `filelock` waiters sleep `poll_interval` (50 ms) between non-blocking attempts; the holder",
