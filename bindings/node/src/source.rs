@@ -1,10 +1,11 @@
 //! `NativeTokenSource` and `AccessToken`. `cached()` is the synchronous hot path (a fresh
-//! token with no thread hop); the async calls await core futures, whose flights run on the
-//! core's own runtime.
+//! token with no thread hop); the async calls return promises that the core's own runtime
+//! settles, where their flights run.
 
-use crate::errors::IntoNapi;
+use napi::bindgen_prelude::{Env, Object};
 use napi_derive::napi;
 use oauth_lock::TokenSource;
+use std::future::Future;
 use std::sync::Mutex;
 
 #[napi]
@@ -60,43 +61,60 @@ impl NativeTokenSource {
         }
     }
 
-    #[napi]
-    pub async fn access_token(&self) -> napi::Result<AccessToken> {
-        self.inner
-            .access_token()
-            .await
-            .napi()
-            .map(AccessToken::from)
+    #[napi(ts_return_type = "Promise<AccessToken>")]
+    pub fn access_token<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let source = self.inner.clone();
+        settled_from_the_core(env, async move { source.access_token().await })
     }
 
-    #[napi]
-    pub async fn reject(&self, token: String) -> napi::Result<AccessToken> {
-        self.inner
-            .reject(&token)
-            .await
-            .napi()
-            .map(AccessToken::from)
+    #[napi(ts_return_type = "Promise<AccessToken>")]
+    pub fn reject<'env>(&self, env: &'env Env, token: String) -> napi::Result<Object<'env>> {
+        let source = self.inner.clone();
+        settled_from_the_core(env, async move { source.reject(&token).await })
     }
 
-    #[napi]
-    pub async fn access_token_valid_for(&self, ms: f64) -> napi::Result<AccessToken> {
+    #[napi(ts_return_type = "Promise<AccessToken>")]
+    pub fn access_token_valid_for<'env>(
+        &self,
+        env: &'env Env,
+        ms: f64,
+    ) -> napi::Result<Object<'env>> {
         let at_least = std::time::Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
             crate::errors::invalid(
                 Some(self.inner.key()),
                 "`ms` must be a non-negative number of milliseconds",
             )
         })?;
-        self.inner
-            .access_token_valid_for(at_least)
-            .await
-            .napi()
-            .map(AccessToken::from)
+        let source = self.inner.clone();
+        settled_from_the_core(
+            env,
+            async move { source.access_token_valid_for(at_least).await },
+        )
     }
 
-    #[napi]
-    pub async fn verify(&self) -> napi::Result<AccessToken> {
-        self.inner.verify().await.napi().map(AccessToken::from)
+    #[napi(ts_return_type = "Promise<AccessToken>")]
+    pub fn verify<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let source = self.inner.clone();
+        settled_from_the_core(env, async move { source.verify().await })
     }
+}
+
+/// A promise settled by `call` run on the core's runtime: the core thread that finishes the
+/// call hands its result straight to the JS thread. (napi's `async fn` would await it on a
+/// thread of napi's own runtime, one thread more to wake for every call that waited, which
+/// processes woken together on few cores pay each.)
+fn settled_from_the_core<'env>(
+    env: &'env Env,
+    call: impl Future<Output = oauth_lock::Result<oauth_lock::AccessToken>> + Send + 'static,
+) -> napi::Result<Object<'env>> {
+    let (deferred, promise) = env.create_deferred()?;
+    oauth_lock::interop::spawn(async move {
+        match call.await {
+            Ok(token) => deferred.resolve(move |_| Ok(AccessToken::from(token))),
+            Err(e) => deferred.reject(crate::errors::to_napi(e)),
+        }
+    });
+    Ok(promise)
 }
 
 /// An access token. The JS layer adds `expiresAt`, `toJSON` and `util.inspect`, none of
