@@ -902,10 +902,10 @@ def waiters_where(w: Dict[str, Any]) -> List[str]:
         "  process, as the C waiter. (Before, a thread of the core's blocking pool blocked in",
         "  `flock(LOCK_SH)` and woke the caller: two; `flock` has no timeout, so the caller's own",
         "  thread could not block in it.) Python then re-takes the GIL and builds the `AccessToken`.",
-        "  Node's `accessToken()` is a napi async call: the close wakes a worker of the core's runtime",
-        "  (its reactor; the leader's task), which wakes a thread of napi's own tokio runtime (the",
-        "  awaiting future), which queues the promise's resolution to the JS thread: three threads per",
-        "  process (four before).",
+        "  Node's `accessToken()` returns a promise that the core's runtime settles: the close wakes a",
+        "  worker of the core's runtime (its reactor; the leader's task, then the call's own task),",
+        "  which queues the promise's resolution to the JS thread: two threads per process (three",
+        "  until commit dc1199e, when a thread of napi's own runtime awaited the call in between).",
         "",
     ]
     return L
