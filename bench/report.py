@@ -272,7 +272,7 @@ LANGS: List[Tuple[str, str, str, List[Row], List[str]]] = [
             "stale take a `proper-lockfile` lock (retries `{retries: 100, factor: 1.3, "
             "minTimeout: 5, maxTimeout: 100}`), re-read, refresh, write temp + rename, release.",
             "**Cold read**: the first `await accessToken()` of a new source on a key whose fresh "
-            "record was written directly to disk (one napi async call included). 400 keys.",
+            "record was written directly to disk (one promise settled from the core's runtime included). 400 keys.",
             "**Hand-off**: another process (`bench/node/lock_holder.py`: Node cannot `flock`) "
             "holds `<stem>.lock` while this process awaits `accessToken()` on the expired record; "
             "the holder commits a fresh record and releases; time (CLOCK_MONOTONIC in both "
