@@ -5,8 +5,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::record::Record;
 use crate::refresher::{classify_oauth_error, refresher_fn, OAuth2, OAuth2Config, Refresher};
 use crate::tokens::TokenFields;
+use futures_util::FutureExt;
 use serde_json::{json, Map, Value};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub use crate::events::{add_listener, remove_listener, Event, Level, ListenerId};
@@ -159,14 +161,25 @@ where
     })
 }
 
-/// Runs `fut` on the core's runtime (rebuilt in a forked child), detached: for bindings
-/// that complete a foreign future or promise from a core future without blocking a thread
-/// of their own. It runs to completion even if nobody waits for it.
-pub fn spawn<F>(fut: F)
+/// Runs `call` on the core's runtime (rebuilt in a forked child), detached, and hands its
+/// result to `settle`, on the runtime's thread that finished it: for bindings that complete
+/// a foreign future or promise from a core call without a thread of their own in between.
+/// `settle` runs once, also when `call` panics (a bug: `InvalidArgument`), so that no
+/// foreign future is left pending for ever.
+pub fn spawn_settled<T, F, S>(call: F, settle: S)
 where
-    F: Future<Output = ()> + Send + 'static,
+    T: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+    S: FnOnce(Result<T>) + Send + 'static,
 {
-    drop(crate::runtime::process().runtime.spawn(fut));
+    let task = async move {
+        let result = AssertUnwindSafe(call)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Error::invalid("the call panicked (a bug in oauth-lock)")));
+        settle(result);
+    };
+    drop(crate::runtime::process().runtime.spawn(task));
 }
 
 /// An error as the bindings show it: `{"code", "code_number", "message", "key", "path",
@@ -197,6 +210,37 @@ pub fn error_json(err: &Error) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A binding's foreign future is settled once with the call's result, and with an error
+    /// when the call panics (else it would stay pending for ever).
+    #[test]
+    fn a_spawned_call_runs_unawaited_and_is_settled_once_even_when_it_panics() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sent = tx.clone();
+        // Run to completion although nobody awaits it.
+        let call = async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            Ok(7)
+        };
+        spawn_settled(call, move |r| sent.send(r).unwrap());
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap()
+                .unwrap(),
+            7
+        );
+        spawn_settled(async { panic!("a bug") }, move |r: Result<u8>| {
+            tx.send(r).unwrap()
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert!(err.to_string().contains("panicked"), "{err}");
+        // Each settled once: the sender is gone with the second settle.
+        assert!(rx.recv().is_err());
+    }
 
     #[test]
     fn answers_are_token_fields_or_classified_failures() {
@@ -241,19 +285,6 @@ mod tests {
         ] {
             assert_eq!(code(garbage.clone()), ErrorCode::Transient, "{garbage}");
         }
-    }
-
-    #[test]
-    fn spawned_futures_run_to_completion_unawaited() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            tx.send(42).unwrap();
-        });
-        assert_eq!(
-            rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(),
-            42
-        );
     }
 
     #[test]

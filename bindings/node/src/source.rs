@@ -2,12 +2,10 @@
 //! token with no thread hop); the async calls return promises that the core's own runtime
 //! settles, where their flights run.
 
-use futures_util::FutureExt;
 use napi::bindgen_prelude::{Env, Object};
 use napi_derive::napi;
 use oauth_lock::TokenSource;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
 #[napi]
@@ -110,16 +108,9 @@ fn settled_from_the_core<'env>(
     call: impl Future<Output = oauth_lock::Result<oauth_lock::AccessToken>> + Send + 'static,
 ) -> napi::Result<Object<'env>> {
     let (deferred, promise) = env.create_deferred()?;
-    oauth_lock::interop::spawn(async move {
-        // Settled on a panic too: a deferred dropped unsettled would leave the promise pending
-        // and its threadsafe function keeping the event loop alive.
-        match AssertUnwindSafe(call).catch_unwind().await {
-            Ok(Ok(token)) => deferred.resolve(move |_| Ok(AccessToken::from(token))),
-            Ok(Err(e)) => deferred.reject(crate::errors::to_napi(e)),
-            Err(_) => deferred.reject(napi::Error::from_reason(
-                "oauth-lock: the call panicked (a bug in oauth-lock)",
-            )),
-        }
+    oauth_lock::interop::spawn_settled(call, move |result| match result {
+        Ok(token) => deferred.resolve(move |_| Ok(AccessToken::from(token))),
+        Err(e) => deferred.reject(crate::errors::to_napi(e)),
     });
     Ok(promise)
 }

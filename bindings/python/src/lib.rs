@@ -500,14 +500,16 @@ impl PySource {
         };
         let source = self.0.clone();
         note_log_level(py);
-        interop::spawn(async move {
-            let result = match op {
+        let call = async move {
+            match op {
                 Op::AccessToken => source.access_token().await,
                 Op::Reject(t) => source.reject(&t).await,
                 Op::Verify => source.verify().await,
-            };
+            }
+        };
+        interop::spawn_settled(call, move |result| {
             // Taking the GIL may wait for Python code: not on a runtime worker.
-            let _ = tokio::task::spawn_blocking(move || {
+            drop(tokio::task::spawn_blocking(move || {
                 Python::try_attach(|py| {
                     let Some(hooks) = HOOKS.get(py) else { return };
                     let (ok, value): (bool, Py<PyAny>) = match result {
@@ -521,8 +523,7 @@ impl PySource {
                     // A closed loop raises here: nobody is waiting any more.
                     let _ = event_loop.call_method1(py, "call_soon_threadsafe", args);
                 });
-            })
-            .await;
+            }));
         });
         Ok(())
     }
