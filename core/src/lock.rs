@@ -18,6 +18,7 @@
 //! calls give up `Busy` meanwhile.
 
 use crate::error::{Context, Error, Result};
+use crate::runtime::{this_side, ForkSide};
 use arc_swap::ArcSwapOption;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -297,46 +298,18 @@ impl Waiting {
     }
 }
 
-/// A process-wide table of one side of a fork. A child starts a table of its own (its
-/// epoch), so a mutex that a parent's thread held at the fork is never waited for, and the
-/// parent's threads (which do not exist in the child) are never counted on.
-struct ForkSide<T> {
-    epoch: u64,
-    state: Mutex<T>,
-}
-
-/// This epoch's table in `slot`, made (by `make`) by the first caller after a fork or at start.
-fn this_side<T>(slot: &ArcSwapOption<ForkSide<T>>, make: fn() -> T) -> Arc<ForkSide<T>> {
-    let epoch = crate::runtime::epoch();
-    loop {
-        if let Some(w) = slot.load_full().filter(|w| w.epoch == epoch) {
-            return w;
-        }
-        let previous = slot.rcu(|current| match current {
-            Some(w) if w.epoch == epoch => Some(w.clone()),
-            _ => Some(Arc::new(ForkSide {
-                epoch,
-                state: Mutex::new(make()),
-            })),
-        });
-        if let Some(old) = previous.filter(|w| w.epoch != epoch) {
-            // The parent's table, copied by the fork in whatever state its threads left it:
-            // never dropped here (its lock descriptors were closed by the fork handler).
-            std::mem::forget(old);
-        }
-    }
-}
-
 /// The wait queues of one side of a fork.
-type Waits = ForkSide<Waiting>;
+type Waits = ForkSide<Mutex<Waiting>>;
 
 static WAITS: ArcSwapOption<Waits> = ArcSwapOption::const_empty();
 
 /// This epoch's wait table.
 fn waits() -> Arc<Waits> {
-    this_side(&WAITS, || Waiting {
-        next_ticket: 0,
-        queues: HashMap::new(),
+    this_side(&WAITS, || {
+        Mutex::new(Waiting {
+            next_ticket: 0,
+            queues: HashMap::new(),
+        })
     })
 }
 
@@ -555,14 +528,14 @@ impl Release {
 }
 
 /// The release waits of one side of a fork, by lock path.
-type Releases = ForkSide<HashMap<PathBuf, Release>>;
+type Releases = ForkSide<Mutex<HashMap<PathBuf, Release>>>;
 
 static RELEASES: ArcSwapOption<Releases> = ArcSwapOption::const_empty();
 static NEXT_CALLER: AtomicU64 = AtomicU64::new(1);
 
 /// This epoch's table of release waits.
 fn releases() -> Arc<Releases> {
-    this_side(&RELEASES, HashMap::new)
+    this_side(&RELEASES, Default::default)
 }
 
 /// Waits until no process holds `path` exclusively, at most `timeout` (`Busy`); returns at
@@ -647,8 +620,8 @@ pub async fn wait_released(
 
 /// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
 /// its beacon (`LockFile::beacon`), and the close wakes every waiter; each then takes a
-/// non-blocking shared `flock` to see that no holder is left, checked again every [`RECHECK`]
-/// in case a release came with no close (a descriptor a forked child still shares). Polled
+/// non-blocking shared `flock` to see that no holder is left, checked again every `RECHECK`
+/// (50 ms) in case a release came with no close (a descriptor a forked child still shares). Polled
 /// on a blocking call's own thread (`runtime::block_on`'s, which nothing else needs
 /// meanwhile), the wait blocks it, so that the thread that sees the release is the caller's;
 /// on a runtime worker the reactor wakes the task. Either way a woken process has no waiter
@@ -832,26 +805,28 @@ struct WatchPool {
 }
 
 #[cfg(target_os = "linux")]
-static WATCHES: ArcSwapOption<ForkSide<WatchPool>> = ArcSwapOption::const_empty();
+static WATCHES: ArcSwapOption<ForkSide<Mutex<WatchPool>>> = ArcSwapOption::const_empty();
 
 #[cfg(target_os = "linux")]
 const WATCH_IDLE: Duration = Duration::from_secs(2);
 
 /// This side of the fork's pool of close watches.
 #[cfg(target_os = "linux")]
-fn watch_pool() -> Arc<ForkSide<WatchPool>> {
-    this_side(&WATCHES, || WatchPool {
-        idle: Vec::new(),
-        in_use: 0,
-        last_used: Instant::now(),
-        keeper: false,
+fn watch_pool() -> Arc<ForkSide<Mutex<WatchPool>>> {
+    this_side(&WATCHES, || {
+        Mutex::new(WatchPool {
+            idle: Vec::new(),
+            in_use: 0,
+            last_used: Instant::now(),
+            keeper: false,
+        })
     })
 }
 
 /// A close watch taken from this process's pool (or made), put back when dropped.
 #[cfg(target_os = "linux")]
 struct PooledWatch {
-    pool: Arc<ForkSide<WatchPool>>,
+    pool: Arc<ForkSide<Mutex<WatchPool>>>,
     watch: Option<crate::sys::CloseWatch>,
 }
 
@@ -913,7 +888,7 @@ impl Drop for PooledWatch {
 /// The keeper of a watch pool: closes the idle watches once none was used for
 /// [`WATCH_IDLE`], then ends (the next wait starts another).
 #[cfg(target_os = "linux")]
-fn keep_watches(pool: &ForkSide<WatchPool>) {
+fn keep_watches(pool: &ForkSide<Mutex<WatchPool>>) {
     loop {
         std::thread::sleep(WATCH_IDLE);
         let mut p = pool.state.lock().unwrap_or_else(PoisonError::into_inner);

@@ -8,7 +8,7 @@ use crate::key::Key;
 use crate::mirror::{MirrorConfig, MirrorRead, MirrorTokens};
 use crate::record::{Backoff, LastError, Record, State};
 use crate::refresher::{OAuth2, OAuth2Config, Refresher};
-use crate::runtime::{self, ms_i64, now_ms};
+use crate::runtime::{self, ms_i64, now_ms, this_side, ForkSide};
 use crate::secret::Secret;
 use crate::tokens::{AccessToken, TokenFields};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -91,34 +91,9 @@ struct HeldRotation {
     record: Record,
 }
 
-/// The slots of one side of a fork. A child starts a registry of its own (its epoch), so a
-/// mutex that a parent's thread held at the fork is left behind, never waited for.
-struct Registry {
-    epoch: u64,
-    slots: Mutex<HashMap<(Location, Key), Arc<Slot>>>,
-}
-static SLOTS: ArcSwapOption<Registry> = ArcSwapOption::const_empty();
-
-/// This epoch's registry, made by the first caller after a fork (or at start).
-fn registry(epoch: u64) -> Arc<Registry> {
-    loop {
-        if let Some(r) = SLOTS.load_full().filter(|r| r.epoch == epoch) {
-            return r;
-        }
-        let previous = SLOTS.rcu(|current| match current {
-            Some(r) if r.epoch == epoch => Some(r.clone()),
-            _ => Some(Arc::new(Registry {
-                epoch,
-                slots: Mutex::new(HashMap::new()),
-            })),
-        });
-        if let Some(old) = previous.filter(|r| r.epoch != epoch) {
-            // The parent's registry: a thread the child lacks may have been changing its map
-            // at the fork, so it is never dropped (nor locked) here.
-            std::mem::forget(old);
-        }
-    }
-}
+/// The slots of this side of a fork, by (store, key).
+type Slots = ForkSide<Mutex<HashMap<(Location, Key), Arc<Slot>>>>;
+static SLOTS: ArcSwapOption<Slots> = ArcSwapOption::const_empty();
 
 /// A poisoned lock only means a panic elsewhere; the data it guards stays consistent.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,9 +103,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Slot {
     /// The slot for (store, key) in this process (of this side of the last fork).
     pub(crate) fn get(backend: &Arc<dyn Backend>, key: &Key) -> Arc<Slot> {
-        let epoch = runtime::epoch();
-        let registry = registry(epoch);
-        let mut slots = lock(&registry.slots);
+        let side = this_side(&SLOTS, Default::default);
+        let epoch = side.epoch;
+        let mut slots = lock(&side.state);
         slots
             .entry((backend.location().clone(), key.clone()))
             .or_insert_with(|| {

@@ -115,6 +115,46 @@ pub(crate) fn process() -> Arc<Process> {
     fresh
 }
 
+/// A process-wide value of one side of a fork. A child makes one of its own (its epoch) and
+/// never touches the parent's: a mutex in it that a parent's thread held at the fork would
+/// never be released, and the parent's threads it may count on do not exist in the child.
+pub(crate) struct ForkSide<T> {
+    pub epoch: u64,
+    pub state: T,
+}
+
+impl<T> std::ops::Deref for ForkSide<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.state
+    }
+}
+
+/// This epoch's value in `slot`, made (by `make`) by the first caller after a fork or at start.
+pub(crate) fn this_side<T>(
+    slot: &ArcSwapOption<ForkSide<T>>,
+    make: impl Fn() -> T,
+) -> Arc<ForkSide<T>> {
+    let epoch = epoch();
+    loop {
+        if let Some(side) = slot.load_full().filter(|s| s.epoch == epoch) {
+            return side;
+        }
+        let previous = slot.rcu(|current| match current {
+            Some(side) if side.epoch == epoch => Some(side.clone()),
+            _ => Some(Arc::new(ForkSide {
+                epoch,
+                state: make(),
+            })),
+        });
+        if let Some(parents) = previous.filter(|s| s.epoch != epoch) {
+            // Copied by the fork in whatever state the parent's threads left it: never dropped
+            // (nor locked) here; its lock descriptors were closed by the fork handler.
+            std::mem::forget(parents);
+        }
+    }
+}
+
 /// Runs `fut` to completion from a thread that may or may not be inside a tokio runtime.
 pub(crate) fn block_on<F>(fut: F) -> F::Output
 where

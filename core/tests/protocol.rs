@@ -770,14 +770,19 @@ fn forked_child_keeps_working() {
     // Warm the runtime so that the child inherits one whose threads it does not have.
     assert_eq!(source.verify_blocking().unwrap().value(), "at-1");
     // The parent's runtime threads keep parking and waking while it forks: a round trip
-    // through a runtime task (a timer, a wake of this thread) after another.
+    // through a runtime task (a timer, a wake of this thread) after another, and a source
+    // made (the process's slot table locked) before each.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let busy: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|i| {
             let stop = stop.clone();
+            let store = store.clone();
             std::thread::spawn(move || {
                 let mut rounds = 0;
                 while !stop.load(Ordering::Relaxed) {
+                    // The process's tables (slots, lock waits) are in use at the fork too.
+                    let other = store.source(&format!("other-{i}-{}", rounds % 8)).unwrap();
+                    assert!(other.cached().is_none());
                     let (tx, rx) = std::sync::mpsc::channel();
                     oauth_lock::interop::spawn_settled(
                         async {

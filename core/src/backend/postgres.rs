@@ -28,7 +28,7 @@ use super::{check_key, with_place, Backend, Committed, Location, Locked, Placeme
 use crate::error::{Context, Error, ErrorCode, Result};
 use crate::key::Key;
 use crate::record::Record;
-use crate::runtime;
+use crate::runtime::{self, this_side, ForkSide};
 use crate::secret::Secret;
 use arc_swap::ArcSwapOption;
 use std::collections::HashMap;
@@ -444,7 +444,6 @@ where
 /// Per-process state of one database location, rebuilt on the child's side of a `fork()`
 /// (the parent's connections' tasks do not exist there).
 struct Sessions {
-    epoch: u64,
     /// The session for unlocked reads and listings (pipelined, shared).
     reader: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Lock sessions not holding a lock, kept for the next lock.
@@ -465,7 +464,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct PgBackend {
     location: Location,
     config: Arc<PgConfig>,
-    sessions: ArcSwapOption<Sessions>,
+    sessions: ArcSwapOption<ForkSide<Sessions>>,
     server: OnceLock<String>,
     me: Weak<PgBackend>,
 }
@@ -476,16 +475,19 @@ impl fmt::Debug for PgBackend {
     }
 }
 
-/// The backends of this process by location (with its password), so that every `Store` on
-/// one database shares its sessions and its change notices.
-static OPEN: Mutex<Vec<(String, Weak<PgBackend>)>> = Mutex::new(Vec::new());
+/// The backends of this side of a fork by location (with its password), so that every
+/// `Store` on one database shares its sessions and its change notices. A child opens its own
+/// (a store it inherited keeps working, with sessions of the child's own).
+type Open = ForkSide<Mutex<Vec<(String, Weak<PgBackend>)>>>;
+static OPEN: ArcSwapOption<Open> = ArcSwapOption::const_empty();
 
 impl PgBackend {
     /// The store at `url` (`postgresql://…`); connects lazily, at the first call that needs
     /// the database, so opening never waits on the network.
     pub fn open(url: &str) -> Result<Arc<PgBackend>> {
         let config = Arc::new(PgConfig::parse(url)?);
-        let mut open = lock(&OPEN);
+        let side = this_side(&OPEN, Default::default);
+        let mut open = lock(&side.state);
         open.retain(|(_, w)| w.strong_count() > 0);
         if let Some(b) = open
             .iter()
@@ -506,28 +508,14 @@ impl PgBackend {
     }
 
     /// This side of the fork's sessions.
-    fn sessions(&self) -> Arc<Sessions> {
-        let epoch = runtime::epoch();
-        loop {
-            if let Some(s) = self.sessions.load_full().filter(|s| s.epoch == epoch) {
-                return s;
-            }
-            let previous = self.sessions.rcu(|current| match current {
-                Some(s) if s.epoch == epoch => Some(s.clone()),
-                _ => Some(Arc::new(Sessions {
-                    epoch,
-                    reader: tokio::sync::Mutex::new(None),
-                    idle: Mutex::new(Vec::new()),
-                    versions: Mutex::new(HashMap::new()),
-                    watching: AtomicBool::new(false),
-                    schema_ready: AtomicBool::new(false),
-                })),
-            });
-            if let Some(old) = previous.filter(|s| s.epoch != epoch) {
-                // The parent's: a thread the child lacks may hold one of its mutexes.
-                std::mem::forget(old);
-            }
-        }
+    fn sessions(&self) -> Arc<ForkSide<Sessions>> {
+        this_side(&self.sessions, || Sessions {
+            reader: tokio::sync::Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            versions: Mutex::new(HashMap::new()),
+            watching: AtomicBool::new(false),
+            schema_ready: AtomicBool::new(false),
+        })
     }
 
     fn place_of(&self, key: &Key) -> PathBuf {
