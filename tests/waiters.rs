@@ -131,3 +131,74 @@ fn waiters_behind_a_failing_refresh_see_its_backoff_and_send_nothing() {
     );
     assert!(record(&dir, "k")["backoff"]["until_ms"].is_i64());
 }
+
+/// G6 with waiters: the holder is SIGKILLed with the lock while 6 processes wait for its
+/// release. Its death closes its descriptors, and that close (not the periodic recheck) wakes
+/// every waiter at once. The record is still stale, so they queue for the exclusive lock (or,
+/// if one has taken it by then, wait on for its release): the first refreshes, the others
+/// adopt its token. One refresh, no replay, every waiter back with the same token.
+#[test]
+fn a_holder_killed_while_others_wait_wakes_them_at_its_death_and_one_refreshes() {
+    let mock = Mock::start(&["--lifetime", "1h"]);
+    let (d, dir) = store_dir();
+    login_and_save(&mock, &dir, "k", Some(0.0));
+    let marker = d.path().join("holder-locked");
+    let mut holder = cmd(&dir, &["probe", "k"])
+        .env("OAUTH_LOCK_FAULT", "locked")
+        .env("OAUTH_LOCK_FAULT_MARKER", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "crash point `locked` never reached (is the CLI built with fault-injection?)"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!lock_is_free(&dir, "k"), "the holder holds the lock");
+    let waiting: Vec<Child> = (0..6).map(|_| probe(&dir, "k")).collect();
+    for w in &waiting {
+        while blocked_in_flock(w.id()) != Some(true) {
+            assert!(Instant::now() < deadline, "waiter {} never blocked", w.id());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    let reports: Vec<Value> = waiting.into_iter().map(report).collect();
+    let first = &reports[0];
+    for w in &reports {
+        assert_eq!(w["error"], Value::Null, "{w}");
+        assert_eq!(
+            (&w["generation"], &w["fingerprint"]),
+            (&first["generation"], &first["fingerprint"]),
+            "every waiter returned the one new token: {w}"
+        );
+        assert_eq!(w["shared_waits"], 1, "it waited on the shared lock: {w}");
+        assert_eq!(
+            w["releases_seen_at_close"],
+            u64::from(cfg!(target_os = "linux")),
+            "the holder's death woke it through its close watch, not a recheck: {w}"
+        );
+        assert!(
+            w["exclusive_locks"].as_u64().unwrap() <= 1,
+            "at most one hand-off each: {w}"
+        );
+    }
+    // Those that re-read before the refresh queued for the lock (one of them refreshed); a
+    // waiter that saw the lock taken again by then waited on for that release, and adopted.
+    let queued: u64 = reports
+        .iter()
+        .map(|w| w["exclusive_locks"].as_u64().unwrap())
+        .sum();
+    assert!(queued >= 1, "one of them refreshed under the lock");
+    assert_eq!(first["generation"], 2, "one rotation committed");
+    assert_eq!(mock.stat("refreshes"), 1, "one waiter refreshed");
+    assert_eq!(mock.stat("replays"), 0);
+    assert_eq!(record(&dir, "k")["generation"], 2);
+    assert!(lock_is_free(&dir, "k"), "no lock outlives them");
+}

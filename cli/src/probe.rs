@@ -46,6 +46,7 @@ pub fn probe(dir: Option<PathBuf>, a: ProbeArgs) -> Outcome {
         "shared_waits": oauth_lock::lock::shared_waits(),
         "on_release_runs": oauth_lock::lock::on_release_runs(),
         "own_thread_releases": oauth_lock::lock::own_thread_releases(),
+        "releases_seen_at_close": oauth_lock::lock::releases_seen_at_close(),
     });
     println!("{report}");
     match token {

@@ -59,6 +59,16 @@ pub fn own_thread_releases() -> u64 {
     OWN_THREAD_RELEASES.load(Ordering::Relaxed)
 }
 
+/// How many of this process's shared waits saw the release through the close that ends a
+/// hold (a holder's beacon, or every descriptor of a holder that died), not at a periodic
+/// recheck of the lock; always 0 where there is no close watch (not Linux).
+pub fn releases_seen_at_close() -> u64 {
+    #[cfg(target_os = "linux")]
+    return SEEN_AT_CLOSE.load(Ordering::Relaxed);
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
 /// How many times this process found a lock held and waited for its release on the shared
 /// lock (every such waiter wakes at once when the holder releases).
 pub fn shared_waits() -> u64 {
@@ -621,7 +631,9 @@ pub async fn wait_released(
 /// [`wait_released`] by a close watch of the lock file (Linux): a holder unlocks, then closes
 /// its beacon (`LockFile::beacon`), and the close wakes every waiter; each then takes a
 /// non-blocking shared `flock` to see that no holder is left, checked again every `RECHECK`
-/// (50 ms) in case a release came with no close (a descriptor a forked child still shares). Polled
+/// (50 ms) in case a release came with no close (a descriptor a forked child still shares),
+/// and soon after a close that found the lock still held (a holder that died: the kernel
+/// reports its close before it lets its lock go). Polled
 /// on a blocking call's own thread (`runtime::block_on`'s, which nothing else needs
 /// meanwhile), the wait blocks it, so that the thread that sees the release is the caller's;
 /// on a runtime worker the reactor wakes the task. Either way a woken process has no waiter
@@ -673,7 +685,10 @@ async fn wait_released_watching_every(
             Err(e) => return Some(Err(e)),
         };
         let mut waited = false;
+        // The last wake was a close, or a look again soon after one (below).
         let mut closed = false;
+        // How long the next wait may block with no close seen.
+        let mut look_again = recheck;
         loop {
             match fs4::FileExt::try_lock_shared(lf.file()) {
                 Ok(()) => {
@@ -700,12 +715,21 @@ async fn wait_released_watching_every(
                 Err(fs4::TryLockError::Error(e)) => {
                     return Some(Err(Error::io("locking", path, &e)))
                 }
-                Err(fs4::TryLockError::WouldBlock) =>
-                {
+                Err(fs4::TryLockError::WouldBlock) => {
                     #[cfg(test)]
-                    if closed {
+                    if closed && look_again == recheck {
                         WOKEN_IN_VAIN.fetch_add(1, Ordering::SeqCst);
                     }
+                    // A close with the lock still held: a holder that died, whose beacon's
+                    // close the kernel reports before it lets the lock go (the flock goes
+                    // with the last close of the lock's descriptor, after the notice, in an
+                    // order of its own), or another process that took the lock since. Look
+                    // again soon, then less and less often (a release wakes the watch anyway).
+                    look_again = if closed && look_again == recheck {
+                        LOOK_AGAIN_AFTER_CLOSE
+                    } else {
+                        (look_again * 4).min(recheck)
+                    };
                 }
             }
             if !waited {
@@ -716,8 +740,9 @@ async fn wait_released_watching_every(
             if left.is_zero() {
                 return Some(Err(busy(path, started)));
             }
-            match watch.wait(left.min(recheck)).await {
-                Ok(seen) => closed = seen,
+            let soon = look_again < recheck;
+            match watch.wait(left.min(look_again)).await {
+                Ok(seen) => closed = seen || soon,
                 Err(e) => return Some(Err(Error::io("waiting for the lock", path, &e))),
             }
         }
@@ -918,6 +943,11 @@ static OWN_THREAD_RELEASES: AtomicU64 = AtomicU64::new(0);
 /// for a release that closed nothing, not the way releases are seen.
 #[cfg(target_os = "linux")]
 const RECHECK: Duration = Duration::from_millis(50);
+
+/// How soon [`wait_released_watching`] looks at the lock again after a close that found it
+/// still held (a dying holder's lock goes microseconds after its close is reported).
+#[cfg(target_os = "linux")]
+const LOOK_AGAIN_AFTER_CLOSE: Duration = Duration::from_micros(200);
 
 /// The shared waiter of `path`: blocks until no exclusive holder remains, lets go at once (a
 /// writer waiting behind is held up for microseconds only), runs what the callers asked for
