@@ -1137,3 +1137,84 @@ fn a_caller_that_asks_the_cache_first_still_sees_another_processs_login() {
         );
     }
 }
+
+/// The test database through PgBouncer in transaction mode with one server session
+/// (scripts/pg-cluster); under `CI=true` a missing one fails the test.
+fn pgbouncer_url() -> Option<String> {
+    match std::env::var("OAUTH_LOCK_TEST_PGBOUNCER_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true and OAUTH_LOCK_TEST_PGBOUNCER_URL is unset: scripts/pg-cluster starts \
+             PgBouncer beside PostgreSQL; this test never skips in CI"
+        ),
+        _ => {
+            eprintln!("OAUTH_LOCK_TEST_PGBOUNCER_URL is unset: the pooler test is skipped");
+            None
+        }
+    }
+}
+
+/// DESIGN.md §10: session locks must not pass through a transaction-pooling proxy. Through
+/// PgBouncer in transaction mode, a second client's request for a held lock can land on the
+/// holder's server session, where an advisory lock is re-entrant and would be granted: two
+/// holders, two refreshes with one refresh token. The core sees that the session already held
+/// a lock and refuses (`InvalidArgument` naming the pooler and the location, without the
+/// password), before any refresh; the holder's lock stays its own, and once it is released a
+/// direct connection refreshes as usual.
+#[test]
+fn a_transaction_pooling_proxy_is_refused_before_a_second_holder_refreshes() {
+    let (Some(direct), Some(pooled)) = (pg_only(), pgbouncer_url()) else {
+        return;
+    };
+    let through_pooler = with_param(&pooled, &format!("schema={}", direct.schema));
+    let store = Store::open(&through_pooler).unwrap();
+    save_expired(&store, "k");
+    let key = oauth_lock::Key::new("k").unwrap();
+    let backend = PgBackend::open(&through_pooler).unwrap();
+    let held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    assert_eq!(advisory_locks(&direct, "k").len(), 1, "the holder holds it");
+
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let counted = refreshes.clone();
+    let refresher = refresher_fn(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err(oauth_lock::Error::transient("never called")) }
+    });
+    let source = store.source_with("k", refresher.clone()).unwrap();
+    let e = source.access_token_blocking().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    let m = e.to_string();
+    assert!(m.contains("transaction-pooling proxy"), "{m}");
+    assert!(m.contains(&store.location().to_string()), "{m}");
+    assert_eq!(e.key(), Some("k"), "{e}");
+    let e = backend.try_lock(&key).map(|_| ()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert_eq!(refreshes.load(Ordering::SeqCst), 0, "no refresh was sent");
+    assert_eq!(
+        advisory_locks(&direct, "k"),
+        [("ExclusiveLock".to_owned(), true)],
+        "nothing more was taken; the holder's lock is still its own"
+    );
+    let before = direct.record(&direct.store(), "k");
+    drop(held);
+    assert_eq!(
+        direct.record(&direct.store(), "k"),
+        before,
+        "the record is unchanged"
+    );
+
+    // A direct connection is fine.
+    let ok = refresher_fn(|_| async {
+        Ok(oauth_lock::TokenFields {
+            access_token: Some(oauth_lock::Secret::new("at-direct")),
+            refresh_token: Some(oauth_lock::Secret::new("rt-direct")),
+            expires_in_ms: Some(3_600_000),
+            ..Default::default()
+        })
+    });
+    let direct_source = direct.store().source_with("k", ok).unwrap();
+    assert_eq!(
+        direct_source.access_token_blocking().unwrap().value(),
+        "at-direct"
+    );
+}

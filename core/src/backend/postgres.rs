@@ -22,7 +22,8 @@
 //!
 //! Session-level locks need a session per client connection: a transaction-pooling proxy
 //! (PgBouncer in `pool_mode = transaction`) would hand the lock's session to someone else.
-//! Connect to PostgreSQL directly, or through a proxy in session mode.
+//! Connect to PostgreSQL directly, or through a proxy in session mode. A lock request that
+//! lands on a server session already holding a lock is refused (`request_lock`).
 
 use super::{check_key, with_place, Backend, Committed, Location, Locked, Placement, Version};
 use crate::error::{Context, Error, ErrorCode, Result};
@@ -537,6 +538,24 @@ impl PgBackend {
     /// The error for a failed database call. Unreachable → `Transient` (save and clear turn
     /// it into `Io`); a login the server refuses, a missing database → `InvalidArgument`.
     /// Messages name the location without its password.
+    /// The error of a lock request that found its server session shared (see [`request_lock`]).
+    fn pooled_error(&self, key: &Key) -> Error {
+        Error::InvalidArgument {
+            ctx: Context {
+                key: Some(key.as_str().to_owned()),
+                path: Some(self.place_of(key)),
+            },
+            reason: format!(
+                "the database session that asked for the lock already held another client's \
+                 lock: a transaction-pooling proxy (PgBouncer with pool_mode = transaction) is \
+                 between this process and the database at {}, and session locks cannot work \
+                 through it (nothing was taken, no refresh was sent); connect to PostgreSQL \
+                 directly, or through a pooler in session mode",
+                self.config
+            ),
+        }
+    }
+
     fn db_error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
         let code = e.code();
         let refused = [
@@ -903,37 +922,90 @@ fn schema_sql(s: &str) -> String {
     )
 }
 
-/// Waits for the advisory lock `id` at most `timeout_ms` (then `LOCK_NOT_AVAILABLE`) in one
-/// round trip: the statement sets `lock_timeout` before it waits (`set_config` outlives the
-/// statement, which is harmless: every wait sets its own). `shared_then_free`: the shared
-/// lock, given back by the same statement at its grant, only to learn of the release
-/// (DESIGN.md §4 step 2.3); otherwise the exclusive lock, held by the session.
-async fn wait_for_lock(
+/// Waits for the shared advisory lock `id` at most `timeout_ms` (then `LOCK_NOT_AVAILABLE`) and
+/// gives it back in the same statement, only to learn of the release (DESIGN.md §4 step 2.3):
+/// one round trip. The statement sets `lock_timeout` before it waits (`set_config` outlives
+/// the statement, which is harmless: every wait sets its own).
+async fn wait_for_release(
     client: &Client,
     id: &str,
     timeout_ms: u128,
-    shared_then_free: bool,
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    const EXCLUSIVE: &str = "WITH timeout AS MATERIALIZED \
-        (SELECT set_config('lock_timeout', $2, false)) \
-        SELECT pg_advisory_lock(hashtextextended($1, 0)) FROM timeout";
     const SHARED_THEN_FREE: &str = "WITH timeout AS MATERIALIZED \
         (SELECT set_config('lock_timeout', $2, false)), \
         granted AS MATERIALIZED \
         (SELECT pg_advisory_lock_shared(hashtextextended($1, 0)) FROM timeout) \
         SELECT pg_advisory_unlock_shared(hashtextextended($1, 0)) FROM granted";
-    let sql = if shared_then_free {
-        SHARED_THEN_FREE
-    } else {
-        EXCLUSIVE
-    };
     let ms = timeout_ms.to_string();
     let rows = client
-        .query_typed(sql, &[(&id, Type::TEXT), (&ms, Type::TEXT)])
+        .query_typed(SHARED_THEN_FREE, &[(&id, Type::TEXT), (&ms, Type::TEXT)])
         .await?;
     // One row, or none if the statement did not wait (which would be a bug in this SQL).
     debug_assert_eq!(rows.len(), 1, "one row from the lock's statement");
     Ok(())
+}
+
+/// What a lock session's request for a credential's exclusive lock found.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    Taken,
+    /// Held by another session (at once, or still after the wait: `LOCK_NOT_AVAILABLE`).
+    NotFree,
+    /// This server session already held an advisory lock, so another client uses it too:
+    /// nothing was taken (see [`request_lock`]).
+    SharedSession,
+}
+
+/// Asks for the exclusive advisory lock `id`: at once (`wait_ms` `None`), or waiting at most
+/// `wait_ms`, in one round trip (the statement sets `lock_timeout` first). The same statement
+/// first counts the advisory locks this server session holds. An idle lock session of ours
+/// holds none, so one that holds any is a server session that another client uses too: a
+/// transaction-pooling proxy (PgBouncer in `pool_mode = transaction`) is in between. Nothing
+/// is taken then, because an advisory lock is re-entrant in its session: the request would
+/// succeed for a second holder while the first still refreshes (two refreshes with one
+/// refresh token).
+async fn request_lock(
+    client: &Client,
+    id: &str,
+    wait_ms: Option<u128>,
+) -> std::result::Result<Request, tokio_postgres::Error> {
+    const MINE: &str = "mine AS MATERIALIZED (SELECT count(*) AS held FROM pg_locks \
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid())";
+    let rows = match wait_ms {
+        None => {
+            let sql = format!(
+                "WITH {MINE} SELECT held, CASE WHEN held = 0 THEN \
+                 pg_try_advisory_lock(hashtextextended($1, 0)) END FROM mine"
+            );
+            client.query_typed(&sql, &[(&id, Type::TEXT)]).await
+        }
+        Some(ms) => {
+            let sql = format!(
+                "WITH timeout AS MATERIALIZED (SELECT set_config('lock_timeout', $2, false)), \
+                 {MINE} SELECT held, CASE WHEN held = 0 THEN \
+                 pg_advisory_lock(hashtextextended($1, 0)) IS NOT NULL END FROM mine, timeout"
+            );
+            let ms = ms.to_string();
+            client
+                .query_typed(&sql, &[(&id, Type::TEXT), (&ms, Type::TEXT)])
+                .await
+        }
+    };
+    let rows = match rows {
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(Request::NotFree),
+        other => other?,
+    };
+    let Some(row) = rows.first() else {
+        return Ok(Request::NotFree);
+    };
+    if row.get::<_, i64>(0) > 0 {
+        return Ok(Request::SharedSession);
+    }
+    Ok(if row.get::<_, Option<bool>>(1) == Some(true) {
+        Request::Taken
+    } else {
+        Request::NotFree
+    })
 }
 
 /// The boolean a one-row, one-column answer holds (`pg_try_advisory_lock…`).
@@ -1162,28 +1234,16 @@ impl Backend for PgBackend {
             // A pooled session the server has ended since is replaced once.
             for attempt in 0..2 {
                 let client = self.lock_session().await?;
-                let taken = if timeout.is_zero() {
-                    first_bool(
-                        client
-                            .query_typed(
-                                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                                &[(&id, Type::TEXT)],
-                            )
-                            .await,
-                    )
-                } else {
-                    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-                    match wait_for_lock(&client, &id, ms, false).await.map(|()| true) {
-                        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
-                        other => other,
-                    }
-                };
-                match taken {
-                    Ok(true) => return Ok(Some(client)),
-                    Ok(false) => {
+                let wait_ms =
+                    (!timeout.is_zero()).then(|| timeout.as_millis().clamp(1, i32::MAX as u128));
+                match request_lock(&client, &id, wait_ms).await {
+                    Ok(Request::Taken) => return Ok(Some(client)),
+                    Ok(Request::NotFree) => {
                         lock(&self.sessions().idle).push(client);
                         return Ok(None);
                     }
+                    // The session is dropped: its server session is another client's too.
+                    Ok(Request::SharedSession) => return Err(self.pooled_error(key)),
                     Err(e) if e.is_closed() && attempt == 0 => continue,
                     Err(e) => return Err(self.db_error("taking the lock", &e)),
                 }
@@ -1250,7 +1310,7 @@ impl Backend for PgBackend {
             // (in a snapshot of its own) as soon as the wait's statement ends, so the waiter
             // has the record at the release with no round trip of its own.
             let (waited, row) = futures_util::join!(
-                wait_for_lock(&client, &id, ms, true),
+                wait_for_release(&client, &id, ms),
                 backend.read_row(&client, &key),
             );
             match waited {
@@ -1444,10 +1504,12 @@ impl PgLocked {
                 let attempt = async {
                     let client = b.lock_session().await?;
                     let ms = left.as_millis().clamp(1, i32::MAX as u128);
-                    let taken = wait_for_lock(&client, &id, ms, false).await;
-                    taken
-                        .map(|_| client)
-                        .map_err(|e| b.db_error("taking the lock again", &e))
+                    match request_lock(&client, &id, Some(ms)).await {
+                        Ok(Request::Taken) => Ok(client),
+                        Ok(Request::SharedSession) => Err(b.pooled_error(&self.key)),
+                        Ok(Request::NotFree) => Err(Error::transient("the lock is held")),
+                        Err(e) => Err(b.db_error("taking the lock again", &e)),
+                    }
                 };
                 match attempt.await {
                     Ok(client) => return Ok(client),
