@@ -788,18 +788,24 @@ impl PgBackend {
         // B: the server ends this session when its holder stays idle this long (hung, or its
         // machine gone), which frees its lock; TCP keepalives notice a vanished peer sooner.
         // `idle_session_timeout` needs PostgreSQL 14; older servers keep the TCP bounds only.
-        let _ = client
-            .batch_execute(&format!(
-                "SET idle_session_timeout = {ms}",
-                ms = HOLDER_BOUND.as_millis()
-            ))
-            .await;
-        let _ = client
-            .batch_execute(
+        let idle = format!(
+            "SET idle_session_timeout = {ms}",
+            ms = HOLDER_BOUND.as_millis()
+        );
+        // A read of no row loads this server session's caches of the records table, so that
+        // a waiter's re-read at the release is not its first statement on it (a new process's
+        // session would pay that inside the hand-off).
+        let warm = format!("SELECT record FROM {} WHERE key = ''", self.table());
+        // Pipelined, one round trip; separate statements, so that one refused (the timeout
+        // before PostgreSQL 14, the table before the schema exists) leaves the others.
+        let _ = futures_util::join!(
+            client.batch_execute(&idle),
+            client.batch_execute(
                 "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
                  SET tcp_keepalives_count = 3; SET tcp_user_timeout = 15000",
-            )
-            .await;
+            ),
+            client.query_typed(&warm, &[]),
+        );
         Ok(client)
     }
 
