@@ -633,12 +633,11 @@ pub async fn wait_released(
 /// non-blocking shared `flock` to see that no holder is left, checked again every `RECHECK`
 /// (50 ms) in case a release came with no close (a descriptor a forked child still shares),
 /// and soon after a close that found the lock still held (a holder that died: the kernel
-/// reports its close before it lets its lock go). Polled
-/// on a blocking call's own thread (`runtime::block_on`'s, which nothing else needs
-/// meanwhile), the wait blocks it, so that the thread that sees the release is the caller's;
-/// on a runtime worker the reactor wakes the task. Either way a woken process has no waiter
-/// thread to wake in between, which is most of a hand-off's CPU when many processes wake
-/// together on few cores. `None`, with `on_release` left in place, where this cannot be (not
+/// reports its close before it lets its lock go). Polled on a blocking call's own thread
+/// (`runtime::block_on`'s, which nothing else needs meanwhile), the wait blocks it, so that
+/// the thread that sees the release is the caller's; on a runtime worker the reactor wakes
+/// the task. Either way a woken process has no waiter thread to wake in between, which is
+/// most of a hand-off's CPU when many processes wake together on few cores. `None`, with `on_release` left in place, where this cannot be (not
 /// Linux, no inotify instance left, no lock file yet): the caller uses [`wait_released`].
 pub async fn wait_released_watching(
     path: &Path,

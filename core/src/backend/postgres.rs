@@ -546,11 +546,11 @@ impl PgBackend {
                 path: Some(self.place_of(key)),
             },
             reason: format!(
-                "the database session that asked for the lock already held another client's \
-                 lock: a transaction-pooling proxy (PgBouncer with pool_mode = transaction) is \
-                 between this process and the database at {}, and session locks cannot work \
-                 through it (nothing was taken, no refresh was sent); connect to PostgreSQL \
-                 directly, or through a pooler in session mode",
+                "the database session that asked for the lock already held an advisory lock, \
+                 so another client uses it too: a transaction-pooling proxy (PgBouncer with \
+                 pool_mode = transaction) is between this process and the database at {}, and \
+                 session locks cannot work through it (nothing was taken); connect to \
+                 PostgreSQL directly, or through a pooler in session mode",
                 self.config
             ),
         }
