@@ -25,16 +25,20 @@ struct Loc {
 }
 
 fn pg_url() -> Option<String> {
-    match std::env::var("OAUTH_LOCK_TEST_PG_URL") {
+    server_url("OAUTH_LOCK_TEST_PG_URL", "PostgreSQL")
+}
+
+/// The URL a test server's variable holds (scripts/pg-cluster starts them); `None` (the test
+/// skips its part) only outside CI: under `CI=true` a missing server fails the test.
+fn server_url(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "CI=true and OAUTH_LOCK_TEST_PG_URL is unset: the fleet store's tests need \
-             PostgreSQL (scripts/pg-cluster starts one); they never skip in CI"
+            "CI=true and {var} is unset: these tests need {what} (scripts/pg-cluster starts \
+             it); they never skip in CI"
         ),
         _ => {
-            eprintln!(
-                "OAUTH_LOCK_TEST_PG_URL is unset: the PostgreSQL half of this test is skipped"
-            );
+            eprintln!("{var} is unset: the {what} part of this test is skipped");
             None
         }
     }
@@ -1138,22 +1142,6 @@ fn a_caller_that_asks_the_cache_first_still_sees_another_processs_login() {
     }
 }
 
-/// The test database through PgBouncer in transaction mode with one server session
-/// (scripts/pg-cluster); under `CI=true` a missing one fails the test.
-fn pgbouncer_url() -> Option<String> {
-    match std::env::var("OAUTH_LOCK_TEST_PGBOUNCER_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "CI=true and OAUTH_LOCK_TEST_PGBOUNCER_URL is unset: scripts/pg-cluster starts \
-             PgBouncer beside PostgreSQL; this test never skips in CI"
-        ),
-        _ => {
-            eprintln!("OAUTH_LOCK_TEST_PGBOUNCER_URL is unset: the pooler test is skipped");
-            None
-        }
-    }
-}
-
 /// DESIGN.md §10: session locks must not pass through a transaction-pooling proxy. Through
 /// PgBouncer in transaction mode, a second client's request for a held lock can land on the
 /// holder's server session, where an advisory lock is re-entrant and would be granted: two
@@ -1163,7 +1151,10 @@ fn pgbouncer_url() -> Option<String> {
 /// direct connection refreshes as usual.
 #[test]
 fn a_transaction_pooling_proxy_is_refused_before_a_second_holder_refreshes() {
-    let (Some(direct), Some(pooled)) = (pg_only(), pgbouncer_url()) else {
+    let (Some(direct), Some(pooled)) = (
+        pg_only(),
+        server_url("OAUTH_LOCK_TEST_PGBOUNCER_URL", "PgBouncer"),
+    ) else {
         return;
     };
     let through_pooler = with_param(&pooled, &format!("schema={}", direct.schema));
