@@ -1054,6 +1054,61 @@ fn a_refresh_releases_the_lock_with_its_commit_and_its_notice_reaches_the_hot_pa
     });
 }
 
+/// The server's sessions whose last statement names `loc`'s schema (this test's own: each
+/// test has a schema of its own); ends them if `end`.
+fn sessions_on(loc: &Loc, end: bool) -> Vec<i32> {
+    let pattern = format!("%{}%", loc.schema);
+    let sql = if end {
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid() \
+         AND pg_terminate_backend(pid)"
+    } else {
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()"
+    };
+    loc.sql(move |c| {
+        Box::pin(async move {
+            c.query(sql, &[&pattern])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i32>(0))
+                .collect()
+        })
+    })
+}
+
+#[test]
+fn a_reading_session_the_server_ended_is_replaced_and_listens_again() {
+    // A process's reading session is also its listening one. When the server ends it, the
+    // watch task makes a new one at once and listens on it, so another process's login still
+    // reaches the hot path by its notice, long before the periodic check would.
+    let Some(loc) = pg_only() else { return };
+    let store = loc.store();
+    let source = logged_in(&store, "at-1");
+    let ended = sessions_on(&loc, true);
+    assert!(!ended.is_empty(), "no session of this store was found");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while sessions_on(&loc, false)
+        .iter()
+        .all(|pid| ended.contains(pid))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new reading session after the old one ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let changed = Instant::now();
+    helper(&loc.location, "login", |_| {});
+    let deadline = changed + oauth_lock::backend::postgres::POLL_EVERY / 2;
+    while source.access_token_blocking().unwrap().value() != "at-2" {
+        assert!(
+            Instant::now() < deadline,
+            "the login's notice never came on the new session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_change_that_sent_no_notice_reaches_the_hot_path_by_the_periodic_check() {
     // DESIGN.md §10: notices with a periodic check as the fallback. A row changed with no

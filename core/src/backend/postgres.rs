@@ -14,9 +14,11 @@
 //! - Fencing: a write is one transaction on the lock's own session, conditional on the row's
 //!   stamp as the holder read it. A session the server ended has no connection to commit on.
 //! - Change notices: a holder sends `NOTIFY` after its release, pipelined behind it (the
-//!   woken waiters, who re-read for themselves, come first); one listening session per
-//!   process keeps a map of versions that the hot path reads (no network), and re-reads the
-//!   versions of the keys it knows every [`POLL_EVERY`] in case a notice was lost.
+//!   woken waiters, who re-read for themselves, come first); each process's reading session
+//!   also listens, and keeps a map of versions that the hot path reads (no network), and
+//!   re-reads the versions of the keys it knows every [`POLL_EVERY`] in case a notice was
+//!   lost. A process has that one session besides its lock sessions: every session costs
+//!   the server a process at its start and at its end, which one-shot commands pay each time.
 //! - Records are stored as their exact format-1 JSON text (a `text` column, not `jsonb`, so
 //!   unknown fields and floats survive byte-exact), with the key and generation as columns.
 //!
@@ -445,8 +447,13 @@ where
 /// Per-process state of one database location, rebuilt on the child's side of a `fork()`
 /// (the parent's connections' tasks do not exist there).
 struct Sessions {
-    /// The session for unlocked reads and listings (pipelined, shared).
+    /// The session for unlocked reads and listings (pipelined, shared), which also listens
+    /// for change notices (`watch`).
     reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Where the reading sessions send their notices, and `None` when one ends.
+    notices: Notices,
+    /// The receiving end, taken by the watch task when it starts.
+    notices_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Option<String>>>>,
     /// Lock sessions not holding a lock, kept for the next lock.
     idle: Mutex<Vec<Client>>,
     /// The last version of each key this process has seen (read, written or notified);
@@ -455,6 +462,9 @@ struct Sessions {
     watching: AtomicBool,
     schema_ready: AtomicBool,
 }
+
+/// A session's change notices, then `None` when it ends, for the watch task.
+type Notices = tokio::sync::mpsc::UnboundedSender<Option<String>>;
 
 /// A poisoned lock only means a panic elsewhere; the data it guards stays consistent.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -510,12 +520,17 @@ impl PgBackend {
 
     /// This side of the fork's sessions.
     fn sessions(&self) -> Arc<ForkSide<Sessions>> {
-        this_side(&self.sessions, || Sessions {
-            reader: tokio::sync::Mutex::new(None),
-            idle: Mutex::new(Vec::new()),
-            versions: Mutex::new(HashMap::new()),
-            watching: AtomicBool::new(false),
-            schema_ready: AtomicBool::new(false),
+        this_side(&self.sessions, || {
+            let (notices, rx) = tokio::sync::mpsc::unbounded_channel();
+            Sessions {
+                reader: tokio::sync::Mutex::new(None),
+                notices,
+                notices_rx: Mutex::new(Some(rx)),
+                idle: Mutex::new(Vec::new()),
+                versions: Mutex::new(HashMap::new()),
+                watching: AtomicBool::new(false),
+                schema_ready: AtomicBool::new(false),
+            }
         })
     }
 
@@ -587,10 +602,7 @@ impl PgBackend {
     }
 
     /// A new session, its connection driven on the core's runtime; notices go to `notices`.
-    async fn connect(
-        &self,
-        notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    ) -> Result<Client> {
+    async fn connect(&self, notices: Option<Notices>) -> Result<Client> {
         // The socket is opened here, not by tokio-postgres, so that its descriptor is known:
         // a forked child closes its copy at once (see `close_inherited_sockets`).
         let connecting = async {
@@ -668,7 +680,7 @@ impl PgBackend {
     async fn handshake<S>(
         &self,
         stream: S,
-        notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+        notices: Option<Notices>,
     ) -> std::result::Result<Client, ConnectError>
     where
         S: tokio::io::AsyncRead
@@ -761,14 +773,15 @@ impl PgBackend {
         Ok(())
     }
 
-    /// The shared reading session, connected if needed.
+    /// The shared reading session, connected if needed; its notices go to the watch task,
+    /// which makes it listen.
     async fn reader(&self) -> Result<Arc<Client>> {
         let sessions = self.sessions();
         let mut reader = sessions.reader.lock().await;
         if let Some(c) = reader.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(None).await?);
+        let client = Arc::new(self.connect(Some(sessions.notices.clone())).await?);
         *reader = Some(client.clone());
         Ok(client)
     }
@@ -821,7 +834,8 @@ impl PgBackend {
         }
     }
 
-    /// Starts this process's listening session (once per fork side).
+    /// Starts this process's watch task, which makes the reading session listen (once per
+    /// fork side).
     fn watch(&self) {
         let sessions = self.sessions();
         // A load first: the hot path calls this, and a swap would write a shared cache line.
@@ -830,10 +844,13 @@ impl PgBackend {
         {
             return;
         }
+        let Some(notices) = lock(&sessions.notices_rx).take() else {
+            return;
+        };
         let me = self.me.clone();
         let epoch = sessions.epoch;
         runtime::process().runtime.spawn(async move {
-            watch(me, epoch).await;
+            watch(me, epoch, notices).await;
         });
     }
 
@@ -1095,42 +1112,52 @@ impl From<tokio_postgres::Error> for ConnectError {
     }
 }
 
-/// Drives one connection, handing its notices on; `fd` is its socket, tracked meanwhile.
+/// Drives one connection, handing its notices on, then `None` once it has ended; `fd` is its
+/// socket, tracked meanwhile.
 async fn drive<S, T>(
     mut conn: tokio_postgres::Connection<S, T>,
-    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    notices: Option<Notices>,
     fd: Option<i32>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    // Declared after `conn`, so dropped (untracked) before it (the socket closed).
-    let _tracked = Tracked::new(fd);
+    let tracked = Tracked::new(fd);
     loop {
         match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(n))) => {
                 if let Some(tx) = &notices {
-                    let _ = tx.send(n.payload().to_owned());
+                    let _ = tx.send(Some(n.payload().to_owned()));
                 }
             }
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => return,
+            Some(Err(_)) | None => break,
         }
+    }
+    // Untracked before the socket closes (a forked child must not close a reused number);
+    // the end is told once the client says closed.
+    drop(tracked);
+    drop(conn);
+    if let Some(tx) = &notices {
+        let _ = tx.send(None);
     }
 }
 
-/// The listening session: applies change notices to the versions map, re-reads the versions
-/// every [`POLL_EVERY`] (and after reconnecting), until the backend is gone or the process
-/// forked.
-async fn watch(backend: Weak<PgBackend>, epoch: u64) {
+/// The watch task: makes the reading session listen, applies change notices to the versions
+/// map, re-reads the versions every [`POLL_EVERY`] (and after a new reading session listens),
+/// until the backend is gone or the process forked.
+async fn watch(
+    backend: Weak<PgBackend>,
+    epoch: u64,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+) {
     loop {
         if runtime::epoch() != epoch {
             return;
         }
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let client = {
             let Some(b) = backend.upgrade() else { return };
-            match b.connect(Some(tx)).await {
+            match b.reader().await {
                 Ok(c) => {
                     let listen = format!("LISTEN \"{}\"", b.channel());
                     match c.batch_execute(&listen).await {
@@ -1150,14 +1177,17 @@ async fn watch(backend: Weak<PgBackend>, epoch: u64) {
         };
         loop {
             tokio::select! {
-                notice = rx.recv() => match notice {
-                    Some(payload) => {
+                notice = notices.recv() => match notice {
+                    Some(Some(payload)) => {
                         let Some(b) = backend.upgrade() else { return };
                         if let Some((key, version)) = parse_notice(&payload) {
                             b.noticed(&key, version);
                         }
                     }
-                    None => break, // the session ended: reconnect
+                    // A reading session ended: if it is this one, listen on the next.
+                    Some(None) if client.is_closed() => break,
+                    Some(None) => {}
+                    None => return, // the backend is gone
                 },
                 _ = tokio::time::sleep(POLL_EVERY) => {
                     let Some(b) = backend.upgrade() else { return };
