@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -214,6 +216,15 @@ def test_a_sync_callback_refresher(mock: Mock, store: oauth_lock.Store) -> None:
     assert len(seen) == 1 and seen[0].key == "k" and seen[0].generation == 1
     assert seen[0].refresh_token is not None and seen[0].refresh_token not in repr(seen[0])
     assert mock.stats()["refreshes"] == 1
+
+
+def test_importing_the_module_leaves_asyncio_unloaded() -> None:
+    # A one-shot process with a plain refresher pays neither asyncio's import (a third of
+    # the module's import time) nor its teardown at exit; the asyncio twins and async
+    # refreshers import it where they run (the test below and test_async_twins use them).
+    code = "import sys, oauth_lock; print('asyncio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_an_async_callback_refresher_from_sync_and_async_callers(

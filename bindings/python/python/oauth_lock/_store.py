@@ -4,18 +4,20 @@ shapes here; every decision about OAuth or files is the core's."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Union
 
 from . import _native
 from ._errors import InvalidArgument
 from ._native import AccessToken
 from ._refresher import Refresher, adapt
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used (see _refresher)
 
 __all__ = [
     "OAuth2",
@@ -252,6 +254,8 @@ class TokenSource(_native.TokenSource):
     __slots__ = ()
 
     async def _run(self, op: str, token: Union[str, AccessToken, None]) -> AccessToken:
+        import asyncio  # already imported: this runs on an asyncio loop
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[AccessToken] = loop.create_future()
         self._start(op, token, loop, fut)
