@@ -717,6 +717,37 @@ fn an_unreachable_database_is_transient_for_tokens_and_io_for_saves() {
 }
 
 #[test]
+fn a_database_that_never_answers_costs_each_call_one_connect_timeout() {
+    // A server that accepts and never answers (a hung host): every call fails `Transient`
+    // after `connect_timeout` (+1 s), once. The process's watch task also tries to connect,
+    // on the same reading session; a call that waited on that attempt takes its outcome
+    // instead of starting its own after it (two timeouts).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let location =
+        format!("postgresql://app:hunter2@127.0.0.1:{port}/db?sslmode=disable&connect_timeout=1");
+    let store = Store::open(&location).unwrap();
+    let source = store.source("k").unwrap();
+    for call in 0..3 {
+        let started = Instant::now();
+        let e = source.access_token_blocking().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transient, "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(2800),
+            "call {call} took {took:?}: more than one connect timeout (2 s)"
+        );
+    }
+}
+
+#[test]
 fn a_wrong_password_is_an_invalid_argument_that_does_not_show_it() {
     let Some(loc) = pg_only() else { return };
     let mut url = url::Url::parse(&loc.location).unwrap();

@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
@@ -449,7 +449,9 @@ where
 struct Sessions {
     /// The session for unlocked reads and listings (pipelined, shared), which also listens
     /// for change notices (`watch`).
-    reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+    reader: tokio::sync::Mutex<Reader>,
+    /// Attempts to connect the reading session so far (see `reader`).
+    reader_attempts: AtomicU64,
     /// Where the reading sessions send their notices, and `None` when one ends.
     notices: Notices,
     /// The receiving end, taken by the watch task when it starts.
@@ -461,6 +463,13 @@ struct Sessions {
     versions: Mutex<HashMap<Key, Option<Version>>>,
     watching: AtomicBool,
     schema_ready: AtomicBool,
+}
+
+/// The reading session, or how the last attempt to connect it failed.
+#[derive(Default)]
+struct Reader {
+    client: Option<Arc<Client>>,
+    failed: Option<Error>,
 }
 
 /// A session's change notices, then `None` when it ends, for the watch task.
@@ -523,7 +532,8 @@ impl PgBackend {
         this_side(&self.sessions, || {
             let (notices, rx) = tokio::sync::mpsc::unbounded_channel();
             Sessions {
-                reader: tokio::sync::Mutex::new(None),
+                reader: tokio::sync::Mutex::new(Reader::default()),
+                reader_attempts: AtomicU64::new(0),
                 notices,
                 notices_rx: Mutex::new(Some(rx)),
                 idle: Mutex::new(Vec::new()),
@@ -774,16 +784,37 @@ impl PgBackend {
     }
 
     /// The shared reading session, connected if needed; its notices go to the watch task,
-    /// which makes it listen.
+    /// which makes it listen. One attempt at a time, and a caller that waited on another's
+    /// (the watch task's, say) takes its outcome: a database that never answers costs a call
+    /// one connect timeout, not one per caller queued before it.
     async fn reader(&self) -> Result<Arc<Client>> {
         let sessions = self.sessions();
+        let before = sessions.reader_attempts.load(Ordering::Acquire);
         let mut reader = sessions.reader.lock().await;
-        if let Some(c) = reader.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(c) = reader.client.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(Some(sessions.notices.clone())).await?);
-        *reader = Some(client.clone());
-        Ok(client)
+        if sessions.reader_attempts.load(Ordering::Acquire) != before {
+            if let Some(e) = &reader.failed {
+                return Err(e.clone());
+            }
+        }
+        let outcome = self.connect(Some(sessions.notices.clone())).await;
+        sessions.reader_attempts.fetch_add(1, Ordering::AcqRel);
+        match outcome {
+            Ok(client) => {
+                let client = Arc::new(client);
+                *reader = Reader {
+                    client: Some(client.clone()),
+                    failed: None,
+                };
+                Ok(client)
+            }
+            Err(e) => {
+                reader.failed = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// A session for a lock: an idle one, else a new one with the holder bound set.
