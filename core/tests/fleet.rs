@@ -788,6 +788,46 @@ fn end_holder_session(loc: &Loc, key: &str) {
 }
 
 #[test]
+fn a_holder_that_waited_reads_what_the_one_before_it_committed() {
+    // The read under the lock comes after the grant. The directory store reads after its
+    // flock; the PostgreSQL store pipelines the read behind the lock request, and the server
+    // runs it only once the lock is granted. So a holder that waited sees the commit of the
+    // one before it, never the row as it was when it asked (it would refresh with a spent
+    // token).
+    for loc in locations() {
+        let store = loc.store();
+        save_expired(&store, "k");
+        let backend = loc.backend();
+        let key = oauth_lock::Key::new("k").unwrap();
+        let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+        let (mut record, _) = held.read().unwrap().unwrap();
+        let next = std::thread::spawn({
+            let (backend, key) = (loc.backend(), key.clone());
+            move || {
+                let mut next = backend.lock(&key, Duration::from_secs(20)).unwrap();
+                next.read().unwrap().unwrap().0.generation
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if loc.pg_url.is_some() {
+            while !advisory_locks(&loc, "k")
+                .iter()
+                .any(|(_, granted)| !granted)
+            {
+                assert!(Instant::now() < deadline, "the next holder never waited");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        record.stamp(record.generation, 0);
+        held.write(&record).unwrap();
+        drop(held);
+        assert_eq!(next.join().unwrap(), record.generation, "{}", loc.name);
+    }
+}
+
+#[test]
 fn a_holder_whose_session_ended_cannot_commit_over_a_later_writer() {
     let Some(loc) = pg_only() else { return };
     let store = loc.store();

@@ -1303,8 +1303,15 @@ impl Backend for PgBackend {
                 let client = self.lock_session().await?;
                 let wait_ms =
                     (!timeout.is_zero()).then(|| timeout.as_millis().clamp(1, i32::MAX as u128));
-                match request_lock(&client, &id, wait_ms).await {
-                    Ok(Request::Taken) => return Ok(Some(client)),
+                // The holder's re-read is pipelined behind the request: the server runs it
+                // once the lock is granted (it is the read under the lock), and the holder
+                // has the record with the grant, one round trip fewer. Not taken: unused.
+                let (requested, row) = futures_util::join!(
+                    request_lock(&client, &id, wait_ms),
+                    self.read_row(&client, key),
+                );
+                match requested {
+                    Ok(Request::Taken) => return Ok(Some((client, row))),
                     Ok(Request::NotFree) => {
                         lock(&self.sessions().idle).push(client);
                         return Ok(None);
@@ -1317,13 +1324,14 @@ impl Backend for PgBackend {
             }
             unreachable!("the loop returns")
         })?;
-        let Some(client) = client else {
+        let Some((client, row)) = client else {
             return Err(busy(started.elapsed()));
         };
         Ok(Box::new(PgLocked {
             backend: self.me.upgrade().expect("a backend in use is alive"),
             key: key.clone(),
             client: Some(client),
+            read_at_grant: Some(row),
             epoch: runtime::epoch(),
             waited: if timeout.is_zero() {
                 Duration::ZERO
@@ -1441,6 +1449,9 @@ struct PgLocked {
     key: Key,
     /// The session holding the lock; taken by `Drop`.
     client: Option<Client>,
+    /// The row as read right after the grant (pipelined behind the request); the first
+    /// `read` takes it.
+    read_at_grant: Option<Result<Option<Row>>>,
     epoch: u64,
     waited: Duration,
     seen: Seen,
@@ -1586,6 +1597,7 @@ impl PgLocked {
             }
         })?;
         self.client = Some(client);
+        self.read_at_grant = None;
         Ok(())
     }
 }
@@ -1597,7 +1609,10 @@ impl Locked for PgLocked {
 
     fn read(&mut self) -> Result<Option<(Record, Version)>> {
         let b = self.backend.clone();
-        let row = wait(b.read_row(self.client(), &self.key))?;
+        let row = match self.read_at_grant.take() {
+            Some(row) => row?,
+            None => wait(b.read_row(self.client(), &self.key))?,
+        };
         match row {
             None => {
                 self.seen = Seen::Absent;
