@@ -4,7 +4,7 @@
 
 mod support;
 
-use oauth_lock::backend::{Backend, FsBackend, PgBackend};
+use oauth_lock::backend::{Backend, FsBackend, Locked, PgBackend};
 use oauth_lock::{refresher_fn, Credential, ErrorCode, SaveOptions, SourceOptions, Store};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -326,14 +326,19 @@ fn clear_is_a_logout_and_list_sees_every_key() {
     }
 }
 
+/// `k` saved with an expired token, and its lock held through `loc`'s backend.
+fn expired_and_held(loc: &Loc) -> (Store, Box<dyn Locked>) {
+    let store = loc.store();
+    save_expired(&store, "k");
+    let key = oauth_lock::Key::new("k").unwrap();
+    let held = loc.backend().lock(&key, Duration::from_secs(5)).unwrap();
+    (store, held)
+}
+
 #[test]
 fn a_held_lock_gives_busy_naming_the_record_and_a_release_lets_the_next_in() {
     for loc in locations() {
-        let store = loc.store();
-        save_expired(&store, "k");
-        let backend = loc.backend();
-        let key = oauth_lock::Key::new("k").unwrap();
-        let held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+        let (store, held) = expired_and_held(&loc);
         let started = Instant::now();
         let e = store
             .save_blocking(
@@ -795,15 +800,12 @@ fn a_holder_that_waited_reads_what_the_one_before_it_committed() {
     // one before it, never the row as it was when it asked (it would refresh with a spent
     // token).
     for loc in locations() {
-        let store = loc.store();
-        save_expired(&store, "k");
-        let backend = loc.backend();
-        let key = oauth_lock::Key::new("k").unwrap();
-        let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+        let (_store, mut held) = expired_and_held(&loc);
         let (mut record, _) = held.read().unwrap().unwrap();
         let next = std::thread::spawn({
-            let (backend, key) = (loc.backend(), key.clone());
+            let backend = loc.backend();
             move || {
+                let key = oauth_lock::Key::new("k").unwrap();
                 let mut next = backend.lock(&key, Duration::from_secs(20)).unwrap();
                 next.read().unwrap().unwrap().0.generation
             }
@@ -830,11 +832,7 @@ fn a_holder_that_waited_reads_what_the_one_before_it_committed() {
 #[test]
 fn a_holder_whose_session_ended_cannot_commit_over_a_later_writer() {
     let Some(loc) = pg_only() else { return };
-    let store = loc.store();
-    save_expired(&store, "k");
-    let backend = loc.backend();
-    let key = oauth_lock::Key::new("k").unwrap();
-    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    let (store, mut held) = expired_and_held(&loc);
     let (mut record, _) = held.read().unwrap().unwrap();
     end_holder_session(&loc, "k");
     // The lock is free: another writer takes it and commits.
@@ -865,11 +863,7 @@ fn a_holder_whose_session_ended_cannot_commit_over_a_later_writer() {
 fn a_holder_whose_session_ended_commits_on_a_new_one_when_nobody_wrote() {
     // A restart or a cut connection before B: the answer the provider gave is not lost.
     let Some(loc) = pg_only() else { return };
-    let store = loc.store();
-    save_expired(&store, "k");
-    let backend = loc.backend();
-    let key = oauth_lock::Key::new("k").unwrap();
-    let mut held = backend.lock(&key, Duration::from_secs(5)).unwrap();
+    let (store, mut held) = expired_and_held(&loc);
     let (mut record, _) = held.read().unwrap().unwrap();
     end_holder_session(&loc, "k");
     record.stamp(record.generation, 0);
