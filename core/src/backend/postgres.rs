@@ -1597,7 +1597,6 @@ impl PgLocked {
             }
         })?;
         self.client = Some(client);
-        self.read_at_grant = None;
         Ok(())
     }
 }
